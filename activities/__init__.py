@@ -1,0 +1,1 @@
+"""Durable activities: thin adapters, JSON in -> one call into ferry/ -> JSON out."""

@@ -1,0 +1,1 @@
+"""HTTP routes and other triggers: parse and validate input, start orchestrations, answer with status."""

@@ -1,0 +1,1 @@
+"""End-to-end demo (`make demo`); placeholder until the demo is written."""
