@@ -1,0 +1,387 @@
+"""A Distribution API client for one registry: manifests, blobs, tags and referrers.
+
+One :class:`RegistryClient` per registry holds one pooled ``httpx.Client`` and is safe to share
+between threads. Every error is translated into :mod:`ferry.errors`; transient faults (connection
+errors, 5xx, 429) on replayable requests are retried here with backoff, honouring ``Retry-After``.
+Blob uploads, whose bodies are streams, are retried by :meth:`RegistryClient.push_blob` itself:
+small blobs by reopening their source, chunked ones by resuming from the server's ``Range``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ferry.errors import (
+    AccessDeniedError,
+    AuthenticationError,
+    IntegrityError,
+    NotFoundError,
+    RegistryError,
+    TransientRegistryError,
+)
+from ferry.oci import mediatypes as mt
+from ferry.oci.descriptor import Descriptor, verify_bytes, verify_stream
+from ferry.oci.manifest import detect_media_type
+from ferry.redact import redact
+from ferry.reference import endpoint_for, is_loopback, is_valid_digest
+from ferry.registry.auth import RegistryAuth
+from ferry.registry.credentials import Credentials
+from ferry.registry.retry import RetryPolicy, parse_retry_after, with_retries
+
+log = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+#: A stream of blob bytes; opening it again restarts from the first byte.
+BlobOpener = Callable[[], AbstractContextManager[Iterator[bytes]]]
+
+
+@dataclass(frozen=True)
+class FetchedManifest:
+    """A manifest's exact bytes, its media type and its verified digest."""
+
+    raw: bytes
+    media_type: str
+    digest: str
+
+    @property
+    def descriptor(self) -> Descriptor:
+        return Descriptor(media_type=self.media_type, digest=self.digest, size=len(self.raw),
+                          raw={"mediaType": self.media_type, "digest": self.digest, "size": len(self.raw)})
+
+
+class RegistryClient:
+    """Talks the Distribution API to ``registry`` (a host[:port], or ``docker.io``)."""
+
+    def __init__(
+        self,
+        registry: str,
+        credentials: Credentials | None = None,
+        *,
+        insecure: bool = False,
+        retry: RetryPolicy | None = None,
+        max_connections: int = 32,
+        chunk_size: int = 8 * MiB,
+        monolithic_limit: int = 32 * MiB,
+        timeout: float = 120.0,
+    ) -> None:
+        self.registry = registry
+        self.endpoint = endpoint_for(registry)
+        self.plain_http = insecure or is_loopback(self.endpoint)
+        self.base_url = f"{'http' if self.plain_http else 'https'}://{self.endpoint}"
+        self.retry = retry or RetryPolicy()
+        self.chunk_size = chunk_size
+        self.monolithic_limit = monolithic_limit
+        self.auth = RegistryAuth(registry, credentials or Credentials.anonymous())
+        self._referrers_api: bool | None = None
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            auth=self.auth,
+            follow_redirects=True,
+            timeout=httpx.Timeout(timeout, connect=15.0),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            headers={"User-Agent": "ferry/0.1"},
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
+        try:
+            return self._http.send(request, stream=stream)
+        except httpx.TransportError as exc:
+            raise TransientRegistryError(
+                f"cannot reach registry {self.registry}: {type(exc).__name__}: {redact(str(exc))}") from exc
+
+    def _request(self, method: str, url: str, *, what: str, ok: tuple[int, ...] = (200,),
+                 missing_ok: bool = False, **kwargs: Any) -> httpx.Response | None:
+        """Send a replayable request with retries; ``None`` for 404 when ``missing_ok``."""
+
+        def attempt() -> httpx.Response | None:
+            response = self._send(self._http.build_request(method, url, **kwargs))
+            if response.status_code in ok:
+                return response
+            if missing_ok and response.status_code == 404:
+                return None
+            raise self._error(response, what)
+
+        return with_retries(attempt, self.retry, what=f"{method} {what}")
+
+    def _error(self, response: httpx.Response, what: str) -> RegistryError:
+        status = response.status_code
+        try:
+            response.read()
+            detail = _error_detail(response)
+        finally:
+            response.close()
+        message = f"{what}: registry {self.registry} answered {status}" + (f" ({detail})" if detail else "")
+        message = redact(message)
+        error: RegistryError
+        if status == 401:
+            error = AuthenticationError(f"{message}: authentication required or credentials rejected", status=status)
+        elif status == 403:
+            error = AccessDeniedError(f"{message}: access denied", status=status)
+        elif status == 404:
+            error = NotFoundError(message, status=status)
+        elif status == 429 or status >= 500:
+            error = TransientRegistryError(message, status=status)
+            error.retry_after = parse_retry_after(response.headers.get("retry-after"))  # type: ignore[attr-defined]
+        else:
+            error = RegistryError(message, status=status)
+        return error
+
+    # -- manifests --------------------------------------------------------------------------
+    def get_manifest(self, repository: str, reference: str, *, accept: str = mt.MANIFEST_ACCEPT) -> FetchedManifest:
+        """Fetch a manifest by tag or digest, verifying its digest; raise NotFoundError if absent."""
+        what = f"manifest {self.registry}/{repository}{_sep(reference)}{reference}"
+        response = self._request("GET", f"/v2/{repository}/manifests/{reference}", what=what,
+                                 headers={"Accept": accept})
+        assert response is not None
+        raw = response.content
+        media_type = detect_media_type(raw, response.headers.get("content-type"))
+        if is_valid_digest(reference):
+            verify_bytes(raw, reference, what=what)
+            digest = reference
+        else:
+            header = response.headers.get("docker-content-digest")
+            digest = Descriptor.for_bytes(media_type, raw).digest
+            if header and is_valid_digest(header) and header.startswith("sha256:") and header != digest:
+                raise IntegrityError(f"digest mismatch for {what}: registry says {header}, content is {digest}")
+        return FetchedManifest(raw=raw, media_type=media_type, digest=digest)
+
+    def head_manifest(self, repository: str, reference: str) -> Descriptor | None:
+        """The descriptor of a manifest by tag or digest, or None when it does not exist."""
+        response = self._request("HEAD", f"/v2/{repository}/manifests/{reference}", missing_ok=True,
+                                 what=f"manifest {repository}{_sep(reference)}{reference}",
+                                 headers={"Accept": mt.MANIFEST_ACCEPT})
+        if response is None:
+            return None
+        digest = response.headers.get("docker-content-digest")
+        if not digest or not is_valid_digest(digest):
+            fetched = self.get_manifest(repository, reference)
+            return fetched.descriptor
+        media_type = response.headers.get("content-type", mt.OCI_MANIFEST).split(";")[0]
+        size = int(response.headers.get("content-length") or 0)
+        return Descriptor(media_type=media_type, digest=digest, size=size,
+                          raw={"mediaType": media_type, "digest": digest, "size": size})
+
+    def put_manifest(self, repository: str, reference: str, raw: bytes, media_type: str) -> str:
+        """Push ``raw`` verbatim under a tag or its digest; returns the digest the registry reports."""
+        response = self._request(
+            "PUT", f"/v2/{repository}/manifests/{reference}", ok=(201, 200, 202), content=raw,
+            what=f"push manifest {self.registry}/{repository}{_sep(reference)}{reference}",
+            headers={"Content-Type": media_type})
+        assert response is not None
+        return response.headers.get("docker-content-digest") or Descriptor.for_bytes(media_type, raw).digest
+
+    def delete_manifest(self, repository: str, digest: str) -> None:
+        self._request("DELETE", f"/v2/{repository}/manifests/{digest}", ok=(202, 200),
+                      what=f"delete manifest {repository}@{digest}")
+
+    # -- tags and referrers -----------------------------------------------------------------
+    def list_tags(self, repository: str, page_size: int = 1000) -> list[str]:
+        """Every tag of ``repository``, following ``Link`` pagination; [] for an unknown repository."""
+        tags: list[str] = []
+        url: str | None = f"/v2/{repository}/tags/list?n={page_size}"
+        while url:
+            response = self._request("GET", url, what=f"tags of {self.registry}/{repository}", missing_ok=True)
+            if response is None:
+                return tags
+            tags.extend(response.json().get("tags") or [])
+            next_link = response.links.get("next", {}).get("url")
+            url = str(httpx.URL(self.base_url).join(next_link)) if next_link else None
+        return tags
+
+    def list_referrers(self, repository: str, digest: str) -> list[Descriptor] | None:
+        """Referrers of ``digest`` through the OCI referrers API; None if the registry lacks the API."""
+        response = self._request("GET", f"/v2/{repository}/referrers/{digest}", missing_ok=True,
+                                 what=f"referrers of {repository}@{digest}", ok=(200, 400, 405),
+                                 headers={"Accept": mt.OCI_INDEX})
+        if response is None or response.status_code != 200:
+            self._referrers_api = False
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            self._referrers_api = False
+            return None
+        if not isinstance(body, dict) or not isinstance(body.get("manifests"), list):
+            self._referrers_api = False
+            return None
+        self._referrers_api = True
+        return [Descriptor.from_json(d, where="referrer") for d in body["manifests"]]
+
+    def supports_referrers_api(self, repository: str) -> bool:
+        """Whether the registry answers the OCI 1.1 referrers API (probed once, then cached)."""
+        if self._referrers_api is None:
+            self.list_referrers(repository, "sha256:" + "0" * 64)
+        return bool(self._referrers_api)
+
+    # -- blobs ------------------------------------------------------------------------------
+    def has_blob(self, repository: str, digest: str) -> bool:
+        response = self._request("HEAD", f"/v2/{repository}/blobs/{digest}", missing_ok=True,
+                                 what=f"blob {repository}@{digest}")
+        return response is not None
+
+    @contextmanager
+    def open_blob(self, repository: str, descriptor: Descriptor, chunk_size: int = MiB) -> Iterator[Iterator[bytes]]:
+        """Stream a blob; the iterator raises IntegrityError if bytes or length disagree with ``descriptor``."""
+        what = f"blob {self.registry}/{repository}@{descriptor.digest}"
+
+        def open_response() -> httpx.Response:
+            request = self._http.build_request("GET", f"/v2/{repository}/blobs/{descriptor.digest}")
+            response = self._send(request, stream=True)
+            if response.status_code != 200:
+                raise self._error(response, what)
+            return response
+
+        response = with_retries(open_response, self.retry, what=f"GET {what}")
+        try:
+            yield verify_stream(response.iter_raw(chunk_size), descriptor, what=what)
+        except httpx.TransportError as exc:
+            raise TransientRegistryError(f"{what}: connection lost while reading: {exc}") from exc
+        finally:
+            response.close()
+
+    def mount_blob(self, repository: str, digest: str, from_repository: str) -> bool:
+        """Cross-repository mount within this registry; False when the registry declined."""
+        response = self._request(
+            "POST", f"/v2/{repository}/blobs/uploads/", ok=(201, 202),
+            params={"mount": digest, "from": from_repository},
+            what=f"mount {digest} from {from_repository} into {repository}")
+        assert response is not None
+        if response.status_code == 201:
+            return True
+        location = response.headers.get("location")
+        if location:  # the registry opened an upload instead; cancel it
+            with suppress(TransientRegistryError):
+                self._send(self._http.build_request("DELETE", self._absolute(location))).close()
+        return False
+
+    def push_blob(self, repository: str, descriptor: Descriptor, opener: BlobOpener) -> int:
+        """Upload a blob from ``opener`` and return the bytes sent.
+
+        Blobs up to ``monolithic_limit`` go in one PUT (retried by reopening the source); larger
+        ones go in PATCH chunks of ``chunk_size``, and a failed chunk resumes from the offset the
+        server reports. The registry verifies the digest before committing, so a failed or
+        mismatched upload leaves nothing behind.
+        """
+        if descriptor.size <= self.monolithic_limit:
+            return with_retries(lambda: self._push_monolithic(repository, descriptor, opener), self.retry,
+                                what=f"upload {descriptor.digest}")
+        return with_retries(lambda: self._push_chunked(repository, descriptor, opener), self.retry,
+                            what=f"upload {descriptor.digest}")
+
+    def _start_upload(self, repository: str) -> str:
+        response = self._request("POST", f"/v2/{repository}/blobs/uploads/", ok=(202,),
+                                 what=f"start upload to {self.registry}/{repository}")
+        assert response is not None
+        location = response.headers.get("location")
+        if not location:
+            raise RegistryError(f"registry {self.registry} started an upload without a Location")
+        return self._absolute(location)
+
+    def _absolute(self, location: str) -> str:
+        return str(httpx.URL(self.base_url).join(location))
+
+    def _push_monolithic(self, repository: str, descriptor: Descriptor, opener: BlobOpener) -> int:
+        location = self._start_upload(repository)
+        url = httpx.URL(location).copy_merge_params({"digest": descriptor.digest})
+        with opener() as chunks:
+            request = self._http.build_request(
+                "PUT", url, content=chunks,
+                headers={"Content-Type": "application/octet-stream", "Content-Length": str(descriptor.size)})
+            response = self._send(request)
+        if response.status_code not in (201, 204):
+            raise self._error(response, f"upload {descriptor.digest} to {self.registry}/{repository}")
+        return descriptor.size
+
+    def _push_chunked(self, repository: str, descriptor: Descriptor, opener: BlobOpener) -> int:
+        location = self._start_upload(repository)
+        offset = 0
+        sent = 0
+        with opener() as stream:
+            for chunk in _rechunk(stream, self.chunk_size):
+                location, accepted = self._patch_with_resume(location, chunk, offset, descriptor)
+                sent += accepted
+                offset += len(chunk)
+        url = httpx.URL(location).copy_merge_params({"digest": descriptor.digest})
+        response = self._request("PUT", str(url), ok=(201, 204), content=b"",
+                                 what=f"commit upload {descriptor.digest} to {self.registry}/{repository}")
+        assert response is not None
+        return sent
+
+    def _patch_with_resume(self, location: str, chunk: bytes, offset: int, descriptor: Descriptor) -> tuple[str, int]:
+        """PATCH one chunk at ``offset``; on a transient fault ask the server how much it has and resend the rest."""
+        start = offset
+        sent = 0
+        for attempt in range(self.retry.attempts):
+            body = chunk[start - offset:]
+            if not body:
+                return location, sent
+            headers = {"Content-Type": "application/octet-stream",
+                       "Content-Range": f"{start}-{start + len(body) - 1}", "Content-Length": str(len(body))}
+            try:
+                response = self._send(self._http.build_request("PATCH", location, content=body, headers=headers))
+                if response.status_code == 202:
+                    sent += len(body)
+                    return self._absolute(response.headers.get("location") or location), sent
+                error = self._error(response, f"upload chunk of {descriptor.digest}")
+                if not error.transient:
+                    raise error
+            except TransientRegistryError as exc:
+                error = exc
+            if attempt == self.retry.attempts - 1:
+                raise error
+            time.sleep(self.retry.delay(attempt, getattr(error, "retry_after", None)))
+            location, start = self._upload_status(location)
+        raise AssertionError("unreachable")
+
+    def _upload_status(self, location: str) -> tuple[str, int]:
+        """Where an interrupted upload stands: (its location, the next offset the server expects)."""
+        response = self._request("GET", location, ok=(204, 200), what="upload status")
+        assert response is not None
+        received = response.headers.get("range", "0-0")
+        end = int(received.rsplit("-", 1)[-1]) if "-" in received else -1
+        next_offset = 0 if received in ("", "0-0") and end <= 0 else end + 1
+        return self._absolute(response.headers.get("location") or location), next_offset
+
+
+def _rechunk(stream: Iterator[bytes], size: int) -> Iterator[bytes]:
+    buffer = bytearray()
+    for piece in stream:
+        buffer += piece
+        while len(buffer) >= size:
+            yield bytes(buffer[:size])
+            del buffer[:size]
+    if buffer:
+        yield bytes(buffer)
+
+
+def _sep(reference: str) -> str:
+    return "@" if is_valid_digest(reference) else ":"
+
+
+def _error_detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip()[:200]
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if isinstance(errors, list) and errors:
+        return "; ".join(f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors
+                         if isinstance(e, dict))
+    return ""

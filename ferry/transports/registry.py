@@ -1,0 +1,121 @@
+"""Registry transport: a Source and a Destination over the Distribution API."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+
+from ferry.errors import NotFoundError
+from ferry.oci import mediatypes as mt
+from ferry.oci.descriptor import Descriptor
+from ferry.oci.manifest import build_index, parse_manifest
+from ferry.registry.client import RegistryClient
+from ferry.transports.base import BlobOpener
+
+
+def fallback_tag(digest: str) -> str:
+    """The OCI referrers tag-schema fallback tag for ``digest``: ``sha256-<hex>``."""
+    algorithm, hex_digest = digest.split(":", 1)
+    return f"{algorithm}-{hex_digest}"[:128]
+
+
+def referrer_descriptor(raw: bytes, media_type: str, digest: str) -> Descriptor:
+    """The descriptor to list for a referrer manifest: with its artifactType and annotations."""
+    parsed = parse_manifest(raw, media_type)
+    extra: dict[str, object] = {}
+    artifact_type = parsed.artifact_type or (parsed.blobs[0].media_type if parsed.blobs else None)
+    if artifact_type:
+        extra["artifactType"] = artifact_type
+    if parsed.annotations:
+        extra["annotations"] = parsed.annotations
+    raw_desc = {"mediaType": media_type, "digest": digest, "size": len(raw), **extra}
+    return Descriptor(media_type=media_type, digest=digest, size=len(raw), raw=raw_desc)
+
+
+class RegistrySource:
+    """Reads from a registry through one shared :class:`RegistryClient`."""
+
+    def __init__(self, client: RegistryClient) -> None:
+        self.client = client
+
+    @property
+    def name(self) -> str:
+        return self.client.registry
+
+    def resolve(self, repository: str, reference: str) -> Descriptor:
+        return self.client.get_manifest(repository, reference).descriptor
+
+    def fetch_manifest(self, repository: str, descriptor: Descriptor) -> bytes:
+        return self.client.get_manifest(repository, descriptor.digest).raw
+
+    def open_blob(self, repository: str, descriptor: Descriptor) -> AbstractContextManager[Iterator[bytes]]:
+        return self.client.open_blob(repository, descriptor)
+
+    def referrers(self, repository: str, subject: Descriptor) -> list[Descriptor]:
+        listed = self.client.list_referrers(repository, subject.digest)
+        if listed is not None:
+            return listed
+        try:
+            index = self.client.get_manifest(repository, fallback_tag(subject.digest))
+        except NotFoundError:
+            return []
+        return list(parse_manifest(index.raw, index.media_type).manifests)
+
+    def list_tags(self, repository: str) -> list[str]:
+        return self.client.list_tags(repository)
+
+
+class RegistryDestination:
+    """Writes to a registry; mounts blobs across repositories; keeps the referrers fallback index."""
+
+    def __init__(self, client: RegistryClient) -> None:
+        self.client = client
+        self._referrer_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.client.registry
+
+    def has_blob(self, repository: str, descriptor: Descriptor) -> bool:
+        return self.client.has_blob(repository, descriptor.digest)
+
+    def put_blob(self, repository: str, descriptor: Descriptor, opener: BlobOpener) -> int:
+        return self.client.push_blob(repository, descriptor, opener)
+
+    def mount_blob(self, repository: str, descriptor: Descriptor, from_repository: str) -> bool:
+        return self.client.mount_blob(repository, descriptor.digest, from_repository)
+
+    def put_manifest(self, repository: str, descriptor: Descriptor, raw: bytes) -> None:
+        self.client.put_manifest(repository, descriptor.digest, raw, descriptor.media_type)
+
+    def get_tag(self, repository: str, tag: str) -> Descriptor | None:
+        return self.client.head_manifest(repository, tag)
+
+    def set_tag(self, repository: str, tag: str, descriptor: Descriptor, raw: bytes) -> None:
+        self.client.put_manifest(repository, tag, raw, descriptor.media_type)
+
+    def add_referrer(self, repository: str, subject: Descriptor, referrer: Descriptor) -> None:
+        if self.client.supports_referrers_api(repository):
+            return  # the registry indexed the referrer when its manifest (with subject) was pushed
+        tag = fallback_tag(subject.digest)
+        with self._lock_for(repository, subject.digest):
+            try:
+                current = self.client.get_manifest(repository, tag)
+                entries = list(parse_manifest(current.raw, current.media_type).manifests)
+                annotations = json.loads(current.raw).get("annotations")
+            except NotFoundError:
+                entries, annotations = [], None
+            if any(entry.digest == referrer.digest for entry in entries):
+                return
+            raw = build_index([*entries, referrer], annotations)
+            self.client.put_manifest(repository, tag, raw, mt.OCI_INDEX)
+
+    def commit(self) -> None:
+        """Registry writes are visible as soon as they succeed."""
+
+    def _lock_for(self, repository: str, digest: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._referrer_locks.setdefault((repository, digest), threading.Lock())
