@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from contextlib import ExitStack, nullcontext
 
 from rich.console import Console
@@ -135,5 +134,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report_dict(report))
     else:
-        print_summary(report, sys.stdout)
+        print_summary(report)
     return 0 if report.ok else 1

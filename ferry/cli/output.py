@@ -58,12 +58,13 @@ def report_dict(report: CopyReport) -> dict[str, Any]:
     return data
 
 
-def print_json(data: dict[str, Any], out: TextIO = sys.stdout) -> None:
-    out.write(json.dumps(data, indent=2) + "\n")
+def print_json(data: dict[str, Any], out: TextIO | None = None) -> None:
+    (out or sys.stdout).write(json.dumps(data, indent=2) + "\n")
 
 
-def print_summary(report: CopyReport, out: TextIO = sys.stdout) -> None:
+def print_summary(report: CopyReport, out: TextIO | None = None) -> None:
     """A plain, greppable summary: one line per artifact, then totals."""
+    out = out or sys.stdout
     for result in report.artifacts:
         if result.ok:
             extra = f" [{', '.join(result.platforms)}]" if result.platforms else ""
