@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -167,4 +168,4 @@ def test_oras_sdk_artifact_round_trips(registry, registry_b, tmp_path, capsys):
     out_dir = tmp_path / "pulled"
     target_client = oras.client.OrasClient(hostname=registry_b.host, insecure=True)
     files = target_client.pull(target=f"{registry_b.host}/orascopy/notes:v1", outdir=str(out_dir))
-    assert [open(f, "rb").read() for f in files] == [payload.read_bytes()]
+    assert [Path(f).read_bytes() for f in files] == [payload.read_bytes()]
