@@ -101,8 +101,7 @@ class RegistryAuth(httpx.Auth):
             request.headers["Authorization"] = f"Bearer {token}"
         else:
             return
-        response.close()
-        yield request
+        yield request  # httpx reads and releases the 401 response itself
 
     def _apply_cached(self, request: httpx.Request, scope: str) -> None:
         with self._lock:
