@@ -32,7 +32,15 @@ from ferry.oci import mediatypes as mt
 from ferry.oci.descriptor import Descriptor
 from ferry.oci.manifest import build_index, parse_manifest, platform_string
 from ferry.redact import redact
-from ferry.transports.base import BlobMounter, BlobOpener, Destination, Source
+from ferry.transports.base import (
+    BlobMounter,
+    BlobOpener,
+    Destination,
+    PlanAware,
+    PlannedArtifact,
+    Source,
+    WritePlan,
+)
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +169,8 @@ def copy_artifacts(
         placements = _blob_placements(live)
         report.blobs_total = len(placements)
         report.bytes_total = sum(group[0][1].size for group in placements.values())
+        if isinstance(destination, PlanAware):
+            destination.prepare(_write_plan(live, placements))
         if options.progress:
             options.progress.planned(report.bytes_total, report.blobs_total, len(plans))
         counters = _Counters()
@@ -280,6 +290,21 @@ def _blob_placements(plans: list[_Plan]) -> dict[str, list[tuple[str, Descriptor
             if all(target != plan.request.target_repository for target, _, _ in group):
                 group.append((plan.request.target_repository, blob, plan.request.source_repository))
     return placements
+
+
+def _write_plan(plans: list[_Plan], placements: dict[str, list[tuple[str, Descriptor, str]]]) -> WritePlan:
+    manifests: dict[str, tuple[Descriptor, bytes]] = {}
+    for plan in plans:
+        for descriptor, raw in plan.manifests:
+            manifests.setdefault(descriptor.digest, (descriptor, raw))
+    return WritePlan(
+        artifacts=tuple(PlannedArtifact(p.request.target_repository, p.request.target_tags, p.root)
+                        for p in plans if p.root is not None),
+        blobs=tuple(group[0][1] for group in placements.values()),
+        manifests=tuple(manifests.values()),
+        referrers=tuple((p.request.target_repository, subject, referrer)
+                        for p in plans for subject, referrer in p.referrer_links),
+    )
 
 
 # -- transfer -------------------------------------------------------------------------------

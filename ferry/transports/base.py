@@ -22,7 +22,8 @@ Destination
       destination supports (an API that indexes subjects, or the ``sha256-<hex>`` tag fallback).
     * ``commit`` makes everything written visible (a layout writes its index, an archive seals).
 
-Optional capabilities are separate protocols, checked with ``isinstance``: :class:`BlobMounter`.
+Optional capabilities are separate protocols, checked with ``isinstance``: :class:`BlobMounter`
+(cross-repository mount) and :class:`PlanAware` (receives the whole :class:`WritePlan` first).
 All methods may be called from several threads at once.
 """
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from ferry.oci.descriptor import Descriptor
@@ -102,6 +104,37 @@ class Destination(Protocol):
 
     def commit(self) -> None:
         """Make all writes visible. Called once, after every write succeeded or was reported."""
+        ...
+
+
+@dataclass(frozen=True)
+class PlannedArtifact:
+    """One artifact the engine will write: its target repository, tags and root manifest."""
+
+    repository: str
+    tags: tuple[str, ...]
+    root: Descriptor
+
+
+@dataclass(frozen=True)
+class WritePlan:
+    """Everything a run will write, known before the first byte moves (walk first, copy second).
+
+    ``blobs`` are unique by digest; ``manifests`` are unique by digest, children first.
+    """
+
+    artifacts: tuple[PlannedArtifact, ...]
+    blobs: tuple[Descriptor, ...]
+    manifests: tuple[tuple[Descriptor, bytes], ...]
+    referrers: tuple[tuple[str, Descriptor, Descriptor], ...] = field(default_factory=tuple)
+
+
+@runtime_checkable
+class PlanAware(Protocol):
+    """A destination that wants the whole plan first, e.g. to lay out an archive with metadata first."""
+
+    def prepare(self, plan: WritePlan) -> None:
+        """Called once, after planning and before any blob is written."""
         ...
 
 
