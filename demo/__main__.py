@@ -53,7 +53,7 @@ def main() -> int:
             repository = repos[kind]
             command = [FERRY, "copy", f"{source.host}/{repository}:1.0", f"{target.host}/mirror/{kind}:1.0",
                        "--dest-creds", f"{target.username}:{target.password}"]
-            shown = " ".join(command[1:-2] + ["--dest-creds", "***"]).replace(str(ROOT) + "/", "")
+            shown = " ".join([*command[1:-2], "--dest-creds", "***"]).replace(str(ROOT) + "/", "")
             print(f"$ ferry {shown}")
             started = time.monotonic()
             completed = subprocess.run(command, capture_output=True, text=True)
