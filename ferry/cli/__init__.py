@@ -8,7 +8,7 @@ import logging
 import sys
 
 from ferry import __version__
-from ferry.cli import copy_command
+from ferry.cli import archive_commands, copy_command
 from ferry.errors import FerryError
 from ferry.redact import RedactingFilter, redact
 
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv for HTTP)")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     copy_command.add_parser(subparsers)
+    archive_commands.add_parsers(subparsers)
     return parser
 
 

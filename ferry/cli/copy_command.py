@@ -40,12 +40,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tags", metavar="REGEX", help="copy the source tags matching REGEX (full match)")
     parser.add_argument("--platform", action="append", metavar="OS/ARCH[/VARIANT]",
                         help="copy only these platforms of a multi-arch image (repeatable)")
+    add_transfer_options(parser)
+    parser.set_defaults(handler=run)
+
+
+def add_transfer_options(parser: argparse.ArgumentParser) -> None:
+    """Options every transferring command shares: referrers, plain HTTP hosts, parallelism, JSON."""
     parser.add_argument("--no-referrers", action="store_true", help="leave signatures, SBOMs and other referrers")
     parser.add_argument("--insecure", action="append", default=[], metavar="HOST",
                         help="use plain HTTP for HOST (loopback hosts always are)")
     parser.add_argument("--parallel", type=int, default=8, help="blobs copied at once (default 8)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.set_defaults(handler=run)
 
 
 def _source_credentials(args: argparse.Namespace) -> Credentials | None:

@@ -21,19 +21,21 @@ from ferry.transports.registry import fallback_tag
 CHUNK = 1024 * 1024
 
 
-class LayoutSource:
-    """Reads an OCI layout directory."""
+class IndexedLayoutReader:
+    """What every reader of an OCI layout shares, wherever its files live (a directory, a tar).
 
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-        index_path = self.root / INDEX_FILE
-        if not index_path.is_file():
-            raise UsageError(f"{self.root} is not an OCI layout: {INDEX_FILE} is missing")
-        self.index = LayoutIndex.parse(index_path.read_bytes())
+    Subclasses set ``index`` (the parsed ``index.json``) and implement ``name`` and
+    :meth:`_read` (a blob's whole bytes by digest, NotFoundError when absent).
+    """
+
+    index: LayoutIndex
 
     @property
     def name(self) -> str:
-        return f"oci:{self.root}"
+        raise NotImplementedError
+
+    def _read(self, digest: str) -> bytes:
+        raise NotImplementedError
 
     def resolve(self, repository: str, reference: str) -> Descriptor:
         if is_valid_digest(reference):
@@ -53,6 +55,35 @@ class LayoutSource:
         verify_bytes(raw, descriptor.digest, what=f"manifest {descriptor.digest} in {self.name}")
         return raw
 
+    def referrers(self, repository: str, subject: Descriptor) -> list[Descriptor]:
+        entry = self.index.find(repository, fallback_tag(subject.digest))
+        if entry is None:
+            return []
+        return list(parse_manifest(self.fetch_manifest(repository, entry), entry.media_type).manifests)
+
+    def list_tags(self, repository: str) -> list[str]:
+        return [t for t in self.index.tags(repository) if not is_fallback_tag(t)]
+
+
+def is_fallback_tag(tag: str) -> bool:
+    """True for the referrers tag-schema fallback tags (``sha256-<hex>``), which are not artifacts."""
+    return tag.startswith(("sha256-", "sha512-"))
+
+
+class LayoutSource(IndexedLayoutReader):
+    """Reads an OCI layout directory."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        index_path = self.root / INDEX_FILE
+        if not index_path.is_file():
+            raise UsageError(f"{self.root} is not an OCI layout: {INDEX_FILE} is missing")
+        self.index = LayoutIndex.parse(index_path.read_bytes())
+
+    @property
+    def name(self) -> str:
+        return f"oci:{self.root}"
+
     @contextmanager
     def open_blob(self, repository: str, descriptor: Descriptor) -> Iterator[Iterator[bytes]]:
         path = self.root / blob_path(descriptor.digest)
@@ -63,15 +94,6 @@ class LayoutSource:
         with handle:
             yield verify_stream(iter(lambda: handle.read(CHUNK), b""), descriptor,
                                 what=f"blob {descriptor.digest} in {self.name}")
-
-    def referrers(self, repository: str, subject: Descriptor) -> list[Descriptor]:
-        entry = self.index.find(repository, fallback_tag(subject.digest))
-        if entry is None:
-            return []
-        return list(parse_manifest(self.fetch_manifest(repository, entry), entry.media_type).manifests)
-
-    def list_tags(self, repository: str) -> list[str]:
-        return [t for t in self.index.tags(repository) if not t.startswith(("sha256-", "sha512-"))]
 
     def _read(self, digest: str) -> bytes:
         try:

@@ -1,0 +1,1 @@
+"""The transfer archive: an OCI layout packed as a metadata-first tar."""
