@@ -12,6 +12,7 @@ from ferry.cli.locations import Location, make_client, parse_location, resolve_c
 from ferry.cli.output import ProgressBar, print_json, print_summary, report_dict
 from ferry.copy import CopyOptions, CopyReport, CopyRequest, copy_artifacts
 from ferry.errors import UsageError
+from ferry.registry.client import RegistryClient
 from ferry.registry.credentials import Credentials
 from ferry.transports.base import Destination, Source
 from ferry.transports.layout import LayoutDestination, LayoutSource
@@ -68,6 +69,7 @@ def _open_source(location: Location, args: argparse.Namespace, stack: ExitStack)
         return LayoutSource(location.registry)
     creds = resolve_credentials(location.registry, _source_credentials(args), azure_ad=args.src_azure_ad)
     client = stack.enter_context(make_client(location.registry, creds, args.insecure, args.parallel))
+    _sign_in(client, creds)
     return RegistrySource(client)
 
 
@@ -77,7 +79,16 @@ def _open_destination(location: Location, args: argparse.Namespace, stack: ExitS
     explicit = Credentials.parse(args.dest_creds) if args.dest_creds else None
     creds = resolve_credentials(location.registry, explicit, azure_ad=args.dest_azure_ad)
     client = stack.enter_context(make_client(location.registry, creds, args.insecure, args.parallel))
+    _sign_in(client, creds)
     return RegistryDestination(client)
+
+
+def _sign_in(client: RegistryClient, creds: Credentials) -> None:
+    """Check given credentials up front: rejected ones end the run with exit code 4, not as
+    one failed artifact (exit 1) each. Anonymous access is not checked: registries that allow
+    anonymous pulls may still answer 401 at ``/v2/``."""
+    if not creds.is_anonymous:
+        client.check_access()
 
 
 def build_requests(source: Source, src: Location, dst: Location, args: argparse.Namespace) -> list[CopyRequest]:

@@ -143,6 +143,13 @@ class RegistryClient:
             error = RegistryError(message, status=status)
         return error
 
+    def check_access(self) -> None:
+        """Sign in as ``docker login`` does (``GET /v2/``), so rejected credentials fail fast.
+
+        Raises :class:`AuthenticationError` when the registry or its token service rejects them.
+        """
+        self._request("GET", "/v2/", what="sign in")
+
     # -- manifests --------------------------------------------------------------------------
     def get_manifest(self, repository: str, reference: str, *, accept: str = mt.MANIFEST_ACCEPT) -> FetchedManifest:
         """Fetch a manifest by tag or digest, verifying its digest; raise NotFoundError if absent."""
@@ -248,11 +255,17 @@ class RegistryClient:
                 raise self._error(response, what)
             return response
 
+        def read() -> Iterator[bytes]:
+            # Translate here, inside the stream: the consumer is often another client's upload,
+            # which would otherwise report this source's dropped connection as its own.
+            try:
+                yield from response.iter_raw(chunk_size)
+            except httpx.TransportError as exc:
+                raise TransientRegistryError(f"{what}: connection lost while reading: {exc}") from exc
+
         response = with_retries(open_response, self.retry, what=f"GET {what}")
         try:
-            yield verify_stream(response.iter_raw(chunk_size), descriptor, what=what)
-        except httpx.TransportError as exc:
-            raise TransientRegistryError(f"{what}: connection lost while reading: {exc}") from exc
+            yield verify_stream(read(), descriptor, what=what)
         finally:
             response.close()
 
@@ -347,7 +360,14 @@ class RegistryClient:
             if attempt == self.retry.attempts - 1:
                 raise error
             time.sleep(self.retry.delay(attempt, getattr(error, "retry_after", None)))
-            location, start = self._upload_status(location)
+            try:
+                location, start = self._upload_status(location)
+            except NotFoundError as exc:
+                # distribution invalidates (and cancels) a session whose PATCH died mid-body:
+                # the upload must start over, which push_blob's retry does from a fresh stream.
+                raise TransientRegistryError(
+                    f"upload of {descriptor.digest} to {self.registry}: the registry dropped the interrupted "
+                    f"upload session ({exc}); starting over") from exc
         raise AssertionError("unreachable")
 
     def _upload_status(self, location: str) -> tuple[str, int]:
