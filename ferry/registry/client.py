@@ -368,6 +368,12 @@ class RegistryClient:
                 raise TransientRegistryError(
                     f"upload of {descriptor.digest} to {self.registry}: the registry dropped the interrupted "
                     f"upload session ({exc}); starting over") from exc
+            if not offset <= start <= offset + len(chunk):
+                # The server holds less than the chunks already sent (or more than this one):
+                # those bytes are gone from memory, so the upload starts over from a fresh stream.
+                raise TransientRegistryError(
+                    f"upload of {descriptor.digest} to {self.registry}: the registry reports offset {start}, "
+                    f"outside the chunk {offset}-{offset + len(chunk)} in hand; starting over")
         raise AssertionError("unreachable")
 
     def _upload_status(self, location: str) -> tuple[str, int]:
