@@ -1,0 +1,276 @@
+"""Benchmark: Ferry registry→registry copy against skopeo and the raw registry limits.
+
+    .venv/bin/python -m bench.copy [--scale 0.1] [--repeat 3] [--json PATH] [--parallel 8] [--raw-workers 8]
+
+Builds a reference set (~30 images, ~450 MB unique at scale 1, base layers shared across
+repositories, two repositories of multi-arch indexes) in a fresh local registry, then measures,
+each into a FRESH empty target registry:
+
+1. ``ferry copy SRC/repo DST/repo --all-tags --json`` per repository, sequentially ("CLI per repo"),
+   and the whole set in one Ferry run through the Python API in a subprocess ("one run",
+   ``bench/ferry_one_run.py``), so blobs shared across repositories move once.
+2. ``skopeo copy --all`` per image (repo:tag), sequentially, as a user would script it.
+3. Raw limits: parallel GET of every unique blob (bytes discarded) and parallel monolithic
+   POST+PUT of the same blobs into a fresh registry.
+4. Peak RSS of ``ferry copy`` of one image with a 200 MiB layer (sampled every 20 ms, children included).
+
+Measurements 1-3 run in --repeat interleaved rounds (median reported; dirty pages flushed before
+each); peak RSS is the max over rounds. Every copy is verified (each tag in the target points at
+the source digest). Prints a table and
+the ratios against the targets (MISSED next to a missed one); always exits 0 unless the bench
+itself breaks. Everything lives in a temp dir that is removed at the end; nothing is cached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    MB,
+    ROOT,
+    MiB,
+    Registries,
+    build_reference_set,
+    fast_layer,
+    fresh_registry,
+    oci_image,
+    push_image,
+    push_set,
+    raw_get,
+    raw_put,
+    run_quiet,
+    run_sampled,
+    timed,
+    verify_tags,
+)
+
+PYTHON = ROOT / ".venv" / "bin" / "python"
+FERRY = ROOT / ".venv" / "bin" / "ferry"
+TARGETS = {"ferry_over_skopeo": 0.6, "ferry_over_raw_put": 1.5, "peak_rss_mb": 150.0}
+
+
+def settle() -> None:
+    """Flush dirty pages (earlier scenarios wrote GBs) so writeback does not land in a timing."""
+    os.sync()
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def bench_ferry_cli(regs: Registries, src: str, refset: Any, parallel: int) -> dict[str, Any]:
+    with fresh_registry(regs, "dst-ferry-cli") as dst:
+        settle()
+        start = time.perf_counter()
+        uploaded = 0
+        for repo in refset.repos:
+            res = run_quiet([FERRY, "copy", f"{src}/{repo}", f"{dst.host}/{repo}", "--all-tags", "--json",
+                             "--parallel", str(parallel)]).check()
+            uploaded += json.loads(res.stdout).get("bytes_uploaded", 0)
+        seconds = time.perf_counter() - start
+        problems = verify_tags(dst.url, refset)
+    return {"seconds": seconds, "bytes_uploaded": uploaded, "problems": problems}
+
+
+def bench_ferry_one_run(regs: Registries, src: str, refset: Any, parallel: int) -> dict[str, Any]:
+    refs = [f"{repo}:{tag}" for repo, tag, _ in refset.images]
+    with fresh_registry(regs, "dst-ferry-one") as dst:
+        settle()
+        res = run_sampled([PYTHON, "-m", "bench.ferry_one_run", src, dst.host, *refs, "--parallel", str(parallel)],
+                          cwd=ROOT).check()
+        report = json.loads(res.stdout.strip().splitlines()[-1])
+        problems = verify_tags(dst.url, refset)
+    return {"seconds": res.seconds, "peak_rss_mb": res.peak_rss / MB, "report": report, "problems": problems}
+
+
+def bench_skopeo(regs: Registries, src: str, refset: Any) -> dict[str, Any]:
+    skopeo = shutil.which("skopeo")
+    if skopeo is None:
+        return {"seconds": None, "problems": ["skopeo not installed"]}
+    with fresh_registry(regs, "dst-skopeo") as dst:
+        settle()
+        start = time.perf_counter()
+        for repo, tag, _ in refset.images:
+            run_quiet([skopeo, "copy", "--all", "--src-tls-verify=false", "--dest-tls-verify=false",
+                       f"docker://{src}/{repo}:{tag}", f"docker://{dst.host}/{repo}:{tag}"]).check()
+        seconds = time.perf_counter() - start
+        problems = verify_tags(dst.url, refset)
+    return {"seconds": seconds, "problems": problems}
+
+
+def bench_raw(regs: Registries, src_url: str, refset: Any, workers: int) -> dict[str, Any]:
+    settle()
+    get_s, get_bytes = raw_get(src_url, refset, workers)
+    with fresh_registry(regs, "dst-raw-put") as dst:
+        settle()
+        put_s, put_bytes = raw_put(dst.url, refset, workers)
+    return {"get_seconds": get_s, "get_bytes": get_bytes, "put_seconds": put_s, "put_bytes": put_bytes}
+
+
+def bench_rss(regs: Registries, src: Any, scale: float, parallel: int, repeat: int) -> dict[str, Any]:
+    size = max(1024 * 1024, int(200 * 1024 * 1024 * scale))
+    layer = fast_layer(size, "data/big.bin")
+    image = oci_image([layer], label="bench/big:v1")
+    push_image(src.url, "bench/big", "v1", image)
+    del layer
+    runs = []
+    for _ in range(repeat):
+        with fresh_registry(regs, "dst-rss") as dst:
+            settle()
+            runs.append(run_sampled([FERRY, "copy", f"{src.host}/bench/big:v1", f"{dst.host}/bench/big:v1",
+                                     "--json", "--parallel", str(parallel)]).check())
+    return {"layer_bytes": size, "seconds": statistics.median(r.seconds for r in runs),
+            "seconds_runs": [r.seconds for r in runs],
+            "peak_rss_mb": max(r.peak_rss for r in runs) / MB, "peak_rss_mb_runs": [r.peak_rss / MB for r in runs]}
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first run's fields with every number replaced by its median over `runs`.
+
+    ``*_runs`` lists keep each run's value; ``problems`` is the union over runs.
+    """
+    out: dict[str, Any] = {}
+    for key, value in runs[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            values = [r[key] for r in runs]
+            out[key] = statistics.median(values)
+            out[f"{key}_runs"] = values
+        elif key == "problems":
+            out[key] = sorted({p for r in runs for p in r[key]})
+        else:
+            out[key] = value
+    return out
+
+
+def _fmt_s(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:8.2f} s"
+
+
+def _rate(nbytes: int, seconds: float | None) -> str:
+    return "" if not seconds else f"{nbytes / MB / seconds:7.0f} MB/s"
+
+
+def _row(label: str, fig: dict[str, Any] | None, key: str, nbytes: int) -> str:
+    value = fig.get(key) if fig else None
+    runs = " ".join(f"{v:.2f}" for v in (fig or {}).get(f"{key}_runs", []))
+    return f"{label:44s} {_fmt_s(value)} {_rate(nbytes, value):>14s}   {runs}"
+
+
+def _target(value: float | None, limit: float, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    verdict = "ok" if value <= limit else "MISSED"
+    return f"{value:6.2f}{unit}  (target <= {limit:g}{unit})  {verdict}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="scale layer sizes (0.1 for a quick smoke run)")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH")
+    parser.add_argument("--parallel", type=int, default=8, help="ferry --parallel (default 8, ferry's default)")
+    parser.add_argument("--raw-workers", type=int, default=8, help="threads for the raw GET/PUT (default 8)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="rounds of each measurement; the median is reported (default 3)")
+    parser.add_argument("--no-skopeo", action="store_true", help="skip the skopeo measurement")
+    args = parser.parse_args(argv)
+    bench_start = time.perf_counter()
+    figures: dict[str, Any] = {"scale": args.scale, "parallel": args.parallel, "raw_workers": args.raw_workers}
+    with tempfile.TemporaryDirectory(prefix="ferry-bench-") as tmp, Registries(Path(tmp)) as regs:
+        log("building the reference set")
+        build_s, refset = timed(lambda: build_reference_set(args.scale))
+        unique, logical = refset.unique_bytes, refset.logical_bytes
+        src = regs.start("source")
+        push_s, _ = timed(lambda: push_set(src.url, refset, workers=8))
+        problems = verify_tags(src.url, refset)
+        if problems:
+            raise RuntimeError(f"reference set push incomplete: {problems[:3]}")
+        figures["set"] = {"images": len(refset.images), "repositories": len(refset.repos),
+                          "manifests": refset.manifest_count, "blobs": len(refset.blobs()),
+                          "unique_bytes": unique, "logical_bytes": logical,
+                          "build_seconds": build_s, "push_seconds": push_s}
+        log(f"set: {len(refset.images)} images, {unique / MB:.0f} MB unique, built {build_s:.1f}s, "
+            f"pushed {push_s:.1f}s")
+        rounds: dict[str, list[dict[str, Any]]] = {"ferry_cli": [], "ferry_one_run": [], "skopeo": [], "raw": []}
+        for n in range(1, args.repeat + 1):
+            # Interleaved rounds, so that drift (page cache, writeback, neighbours) hits every tool alike.
+            log(f"round {n}/{args.repeat}: ferry CLI per repository")
+            rounds["ferry_cli"].append(bench_ferry_cli(regs, src.host, refset, args.parallel))
+            log(f"round {n}/{args.repeat}: ferry one run")
+            rounds["ferry_one_run"].append(bench_ferry_one_run(regs, src.host, refset, args.parallel))
+            if not args.no_skopeo:
+                log(f"round {n}/{args.repeat}: skopeo per image")
+                rounds["skopeo"].append(bench_skopeo(regs, src.host, refset))
+            log(f"round {n}/{args.repeat}: raw GET / PUT")
+            rounds["raw"].append(bench_raw(regs, src.url, refset, args.raw_workers))
+        for name, runs in rounds.items():
+            if runs:
+                figures[name] = median_of(runs)
+        log("peak RSS, one big layer")
+        figures["rss"] = bench_rss(regs, src, args.scale, args.parallel, args.repeat)
+    figures["bench_seconds"] = time.perf_counter() - bench_start
+
+    cli, one = figures["ferry_cli"], figures["ferry_one_run"]
+    sk = figures.get("skopeo", {}).get("seconds")
+    raw = figures["raw"]
+    rss = figures["rss"]
+    ratios = {
+        "ferry_one_run_over_skopeo": one["seconds"] / sk if sk else None,
+        "ferry_cli_over_skopeo": cli["seconds"] / sk if sk else None,
+        "ferry_one_run_over_raw_put": one["seconds"] / raw["put_seconds"],
+        "ferry_cli_over_raw_put": cli["seconds"] / raw["put_seconds"],
+        "peak_rss_mb": rss["peak_rss_mb"],
+    }
+    figures["ratios"] = ratios
+    figures["targets"] = TARGETS
+
+    s = figures["set"]
+    lines = [
+        "",
+        f"Reference set: {s['images']} images in {s['repositories']} repositories, {s['manifests']} manifests, "
+        f"{s['blobs']} blobs (scale {args.scale:g})",
+        f"  unique bytes  {unique / MB:9.1f} MB",
+        f"  logical bytes {logical / MB:9.1f} MB  (sum over images)",
+        "",
+        f"{'measurement (median of ' + str(args.repeat) + ')':44s} {'wall':>10s} {'rate (unique)':>14s}   runs",
+        _row("ferry CLI per repo (--all-tags), sequential", cli, "seconds", unique),
+        _row("ferry one run (whole set, one process)", one, "seconds", unique),
+        _row("skopeo copy --all per image, sequential", figures.get("skopeo"), "seconds", unique),
+        _row("raw parallel GET of unique blobs", raw, "get_seconds", raw["get_bytes"]),
+        _row("raw parallel PUT of unique blobs", raw, "put_seconds", raw["put_bytes"]),
+        _row(f"ferry copy, one image, {rss['layer_bytes'] / MiB:.0f} MiB layer", rss, "seconds", rss["layer_bytes"]),
+        "",
+        f"ferry one run: uploaded {one['report']['bytes_uploaded'] / MB:.1f} MB in "
+        f"{one['report']['blobs_uploaded']} blobs, mounted {one['report']['blobs_mounted']}, "
+        f"peak RSS {one['peak_rss_mb']:.0f} MB (median)",
+        f"ferry CLI per repo: uploaded {cli['bytes_uploaded'] / MB:.1f} MB",
+        "",
+        "Targets:",
+        f"  ferry one run / skopeo       {_target(ratios['ferry_one_run_over_skopeo'], TARGETS['ferry_over_skopeo'])}",
+        f"  ferry CLI per repo / skopeo  {_target(ratios['ferry_cli_over_skopeo'], TARGETS['ferry_over_skopeo'])}",
+        f"  ferry one run / raw PUT      "
+        f"{_target(ratios['ferry_one_run_over_raw_put'], TARGETS['ferry_over_raw_put'])}",
+        f"  ferry CLI per repo / raw PUT {_target(ratios['ferry_cli_over_raw_put'], TARGETS['ferry_over_raw_put'])}",
+        f"  peak RSS (big layer, max)    {_target(ratios['peak_rss_mb'], TARGETS['peak_rss_mb'], ' MB')}",
+    ]
+    lines = [line for line in lines if line is not None]
+    for name in ("ferry_cli", "ferry_one_run", "skopeo"):
+        for problem in figures.get(name, {}).get("problems", [])[:5]:
+            lines.append(f"  VERIFY {name}: {problem}")
+    lines.append(f"\nbench wall time {figures['bench_seconds']:.0f} s")
+    print("\n".join(lines))
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
