@@ -68,7 +68,7 @@ class RegistryClient:
         retry: RetryPolicy | None = None,
         max_connections: int = 32,
         chunk_size: int = 8 * MiB,
-        monolithic_limit: int = 32 * MiB,
+        monolithic_limit: int = 128 * MiB,
         timeout: float = 120.0,
     ) -> None:
         self.registry = registry
@@ -348,7 +348,10 @@ class RegistryClient:
             headers = {"Content-Type": "application/octet-stream",
                        "Content-Range": f"{start}-{start + len(body) - 1}", "Content-Length": str(len(body))}
             try:
-                response = self._send(self._http.build_request("PATCH", location, content=body, headers=headers))
+                # A one-shot iterator, not bytes: httpx keeps requests alive in reference cycles
+                # until the GC runs, and with bytes every chunk sent so far would stay in memory.
+                request = self._http.build_request("PATCH", location, content=_once(body), headers=headers)
+                response = self._send(request)
                 if response.status_code == 202:
                     sent += len(body)
                     return self._absolute(response.headers.get("location") or location), sent
@@ -384,6 +387,10 @@ class RegistryClient:
         end = int(received.rsplit("-", 1)[-1]) if "-" in received else -1
         next_offset = 0 if received in ("", "0-0") and end <= 0 else end + 1
         return self._absolute(response.headers.get("location") or location), next_offset
+
+
+def _once(data: bytes) -> Iterator[bytes]:
+    yield data
 
 
 def _rechunk(stream: Iterator[bytes], size: int) -> Iterator[bytes]:
