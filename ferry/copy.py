@@ -334,8 +334,8 @@ def _transfer_blob(source: Source, destination: Destination, group: list[tuple[s
                 progress.advance(descriptor.size)
             present_in = present_in or target
             continue
-        origin = present_in or (source_repository if same_store else None)
-        if can_mount and origin and destination.mount_blob(target, descriptor, origin):  # type: ignore[attr-defined]
+        if can_mount and _mount_from_anywhere(destination, target, descriptor,  # type: ignore[arg-type]
+                                              present_in, source_repository if same_store else None):
             counters.add(mounted=1)
             if progress and index == 0:
                 progress.advance(descriptor.size)
@@ -346,6 +346,15 @@ def _transfer_blob(source: Source, destination: Destination, group: list[tuple[s
         sent = destination.put_blob(target, descriptor, opener)
         counters.add(uploaded=1, nbytes=sent)
         present_in = target
+
+
+def _mount_from_anywhere(destination: BlobMounter, target: str, descriptor: Descriptor,
+                         present_in: str | None, source_repository: str | None) -> bool:
+    """Mount from where this run put the blob, the source repository on the same registry, or
+    repositories remembered from earlier runs, in that order."""
+    origins = [r for r in (present_in, source_repository) if r]
+    origins += [r for r in destination.mount_candidates(target, descriptor) if r not in origins]
+    return any(destination.mount_blob(target, descriptor, origin) for origin in origins if origin != target)
 
 
 def _counting_opener(opener: BlobOpener, progress: ProgressListener | None) -> BlobOpener:

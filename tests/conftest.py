@@ -139,3 +139,11 @@ def unique_repo(request: pytest.FixtureRequest) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:48].strip("-") or "test"
     digest = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:8]
     return f"t/{slug}-{digest}"
+
+
+@pytest.fixture(autouse=True)
+def isolated_blob_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own empty blob location cache, so no test sees another's mounts."""
+    cache_dir = tmp_path_factory.mktemp("ferry-cache")
+    monkeypatch.setenv("FERRY_CACHE_DIR", str(cache_dir))
+    return cache_dir

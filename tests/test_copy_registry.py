@@ -112,6 +112,39 @@ def test_shared_layers_move_once_and_are_mounted(registry, registry_b, content):
         assert c.get_blob(registry_b.url, repo, base.digest) == base.data
 
 
+def test_later_runs_mount_layers_remembered_from_earlier_runs(registry, registry_b, capsys):
+    base = c.random_layer(60_000, 881)
+    one = c.oci_image([base, c.random_layer(4_000, 882)], seed=11)
+    two = c.oci_image([base, c.random_layer(4_000, 883)], seed=12)
+    c.push(registry.url, "remember/one", one, tag="v1")
+    c.push(registry.url, "remember/two", two, tag="v1")
+    first = run_ferry(capsys, "copy", f"{registry.host}/remember/one:v1", f"{registry_b.host}/remembered/one:v1",
+                      "--json").json()
+    assert first["ok"] and first["blobs_mounted"] == 0
+    # A separate invocation: the base layer is mounted from remembered/one instead of re-sent.
+    second = run_ferry(capsys, "copy", f"{registry.host}/remember/two:v1", f"{registry_b.host}/remembered/two:v1",
+                       "--json").json()
+    assert second["ok"] and second["blobs_mounted"] == 1
+    assert second["bytes_uploaded"] == sum(b.size for b in two.all_blobs() if b.digest != base.digest)
+    assert c.get_blob(registry_b.url, "remembered/two", base.digest) == base.data
+
+
+def test_stale_cache_entry_falls_back_to_upload(registry, registry_b, isolated_blob_cache):
+    from ferry.blobcache import BlobLocationCache, default_cache_path
+
+    image = c.oci_image([c.random_layer(30_000, 991)], seed=13)
+    c.push(registry.url, "stale/src", image, tag="v1")
+    cache = BlobLocationCache(default_cache_path())
+    for blob in image.all_blobs():  # claims the blobs are in a repository that does not exist
+        cache.record(registry_b.host, "nowhere/at-all", blob.digest)
+    with RegistryClient(registry.host) as src, RegistryClient(registry_b.host) as dst:
+        report = copy_artifacts(RegistrySource(src), RegistryDestination(dst, cache),
+                                [CopyRequest("stale/src", "v1", "stale/dst", ("v1",))])
+    assert report.ok and report.blobs_mounted == 0
+    assert report.bytes_uploaded == sum(b.size for b in image.all_blobs())
+    assert cache.repositories(registry_b.host, image.blobs[-1].digest) == ["stale/dst"]
+
+
 def test_digest_source_untagged(registry, registry_b, content, seeded, capsys):
     digest = content["helm"].digest
     result = run_ferry(capsys, "copy", f"{registry.host}/{seeded['helm']}@{digest}",

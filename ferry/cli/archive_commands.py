@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 
 from ferry.cli.copy_command import add_transfer_options
-from ferry.cli.locations import make_client, parse_location, resolve_credentials
+from ferry.cli.locations import blob_cache, make_client, parse_location, resolve_credentials
 from ferry.cli.output import ProgressBar, human_bytes, print_json, print_summary, report_dict
 from ferry.copy import CopyOptions, CopyReport, CopyRequest, copy_artifacts
 from ferry.errors import UsageError
@@ -97,7 +97,7 @@ def run_export(args: argparse.Namespace) -> int:
         client = stack.enter_context(make_client(registry, resolve_credentials(registry, explicit),
                                                  args.insecure, args.parallel))
         destination = stack.enter_context(ArchiveFileDestination(args.to, overwrite=args.overwrite, hold=True))
-        report = _run_copy(RegistrySource(client), destination, requests, args)
+        report = _run_copy(RegistrySource(client, blob_cache()), destination, requests, args)
         publish = report.ok or (args.continue_on_errors and any(a.ok for a in report.artifacts))
         if publish:
             destination.publish()
@@ -133,7 +133,8 @@ def run_import(args: argparse.Namespace) -> int:
         explicit = Credentials.parse(args.dest_creds) if args.dest_creds else None
         client = stack.enter_context(make_client(registry, resolve_credentials(registry, explicit),
                                                  args.insecure, args.parallel))
-        report = _run_copy(source, RegistryDestination(client), requests, args, overwrite_tags=args.overwrite_tags)
+        destination = RegistryDestination(client, blob_cache())
+        report = _run_copy(source, destination, requests, args, overwrite_tags=args.overwrite_tags)
     return _finish(report, args)
 
 

@@ -8,7 +8,7 @@ from contextlib import ExitStack, nullcontext
 
 from rich.console import Console
 
-from ferry.cli.locations import Location, make_client, parse_location, resolve_credentials
+from ferry.cli.locations import Location, blob_cache, make_client, parse_location, resolve_credentials
 from ferry.cli.output import ProgressBar, print_json, print_summary, report_dict
 from ferry.copy import CopyOptions, CopyReport, CopyRequest, copy_artifacts
 from ferry.errors import UsageError
@@ -70,7 +70,7 @@ def _open_source(location: Location, args: argparse.Namespace, stack: ExitStack)
     creds = resolve_credentials(location.registry, _source_credentials(args), azure_ad=args.src_azure_ad)
     client = stack.enter_context(make_client(location.registry, creds, args.insecure, args.parallel))
     _sign_in(client, creds)
-    return RegistrySource(client)
+    return RegistrySource(client, blob_cache())
 
 
 def _open_destination(location: Location, args: argparse.Namespace, stack: ExitStack) -> Destination:
@@ -80,7 +80,7 @@ def _open_destination(location: Location, args: argparse.Namespace, stack: ExitS
     creds = resolve_credentials(location.registry, explicit, azure_ad=args.dest_azure_ad)
     client = stack.enter_context(make_client(location.registry, creds, args.insecure, args.parallel))
     _sign_in(client, creds)
-    return RegistryDestination(client)
+    return RegistryDestination(client, blob_cache())
 
 
 def _sign_in(client: RegistryClient, creds: Credentials) -> None:

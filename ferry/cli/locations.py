@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ferry.blobcache import BlobLocationCache, default_cache_path
 from ferry.errors import InvalidReferenceError, UsageError
 from ferry.reference import Reference, is_valid_digest
 from ferry.registry.client import RegistryClient
@@ -82,6 +83,17 @@ def resolve_credentials(registry: str, explicit: Credentials | None, *, azure_ad
 def make_client(registry: str, credentials: Credentials, insecure_hosts: list[str], parallel: int) -> RegistryClient:
     return RegistryClient(registry, credentials, insecure=registry in insecure_hosts,
                           max_connections=max(8, parallel * 2))
+
+
+_caches: dict[str, BlobLocationCache] = {}
+
+
+def blob_cache() -> BlobLocationCache:
+    """The blob location cache at :func:`default_cache_path`, opened once per path per process."""
+    path = default_cache_path()
+    if str(path) not in _caches:
+        _caches[str(path)] = BlobLocationCache(path)
+    return _caches[str(path)]
 
 
 def validate_digest(value: str) -> str:

@@ -145,3 +145,7 @@ class BlobMounter(Protocol):
     def mount_blob(self, repository: str, descriptor: Descriptor, from_repository: str) -> bool:
         """True if ``descriptor`` is now in ``repository``; False if the mount was declined."""
         ...
+
+    def mount_candidates(self, repository: str, descriptor: Descriptor) -> list[str]:
+        """Other repositories of this destination believed to hold the blob (hints from earlier runs)."""
+        ...

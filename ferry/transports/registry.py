@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 
+from ferry.blobcache import BlobLocationCache
 from ferry.errors import NotFoundError
 from ferry.oci import mediatypes as mt
 from ferry.oci.descriptor import Descriptor
@@ -35,10 +36,15 @@ def referrer_descriptor(raw: bytes, media_type: str, digest: str) -> Descriptor:
 
 
 class RegistrySource:
-    """Reads from a registry through one shared :class:`RegistryClient`."""
+    """Reads from a registry through one shared :class:`RegistryClient`.
 
-    def __init__(self, client: RegistryClient) -> None:
+    With a ``cache``, the repositories blobs are read from are remembered, so a later copy into
+    the same registry can mount them instead of uploading.
+    """
+
+    def __init__(self, client: RegistryClient, cache: BlobLocationCache | None = None) -> None:
         self.client = client
+        self.cache = cache
 
     @property
     def name(self) -> str:
@@ -51,6 +57,8 @@ class RegistrySource:
         return self.client.get_manifest(repository, descriptor.digest).raw
 
     def open_blob(self, repository: str, descriptor: Descriptor) -> AbstractContextManager[Iterator[bytes]]:
+        if self.cache is not None:
+            self.cache.record(self.client.registry, repository, descriptor.digest)
         return self.client.open_blob(repository, descriptor)
 
     def referrers(self, repository: str, subject: Descriptor) -> list[Descriptor]:
@@ -68,10 +76,15 @@ class RegistrySource:
 
 
 class RegistryDestination:
-    """Writes to a registry; mounts blobs across repositories; keeps the referrers fallback index."""
+    """Writes to a registry; mounts blobs across repositories; keeps the referrers fallback index.
 
-    def __init__(self, client: RegistryClient) -> None:
+    With a ``cache``, every blob seen or written is remembered, and :meth:`mount_candidates`
+    offers those repositories to the engine on later runs.
+    """
+
+    def __init__(self, client: RegistryClient, cache: BlobLocationCache | None = None) -> None:
         self.client = client
+        self.cache = cache
         self._referrer_locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -80,13 +93,32 @@ class RegistryDestination:
         return self.client.registry
 
     def has_blob(self, repository: str, descriptor: Descriptor) -> bool:
-        return self.client.has_blob(repository, descriptor.digest)
+        present = self.client.has_blob(repository, descriptor.digest)
+        if present:
+            self._remember(repository, descriptor)
+        return present
 
     def put_blob(self, repository: str, descriptor: Descriptor, opener: BlobOpener) -> int:
-        return self.client.push_blob(repository, descriptor, opener)
+        sent = self.client.push_blob(repository, descriptor, opener)
+        self._remember(repository, descriptor)
+        return sent
 
     def mount_blob(self, repository: str, descriptor: Descriptor, from_repository: str) -> bool:
-        return self.client.mount_blob(repository, descriptor.digest, from_repository)
+        mounted = self.client.mount_blob(repository, descriptor.digest, from_repository)
+        if mounted:
+            self._remember(repository, descriptor)
+        elif self.cache is not None:
+            self.cache.forget(self.client.registry, from_repository, descriptor.digest)
+        return mounted
+
+    def mount_candidates(self, repository: str, descriptor: Descriptor) -> list[str]:
+        if self.cache is None:
+            return []
+        return [r for r in self.cache.repositories(self.client.registry, descriptor.digest) if r != repository]
+
+    def _remember(self, repository: str, descriptor: Descriptor) -> None:
+        if self.cache is not None:
+            self.cache.record(self.client.registry, repository, descriptor.digest)
 
     def put_manifest(self, repository: str, descriptor: Descriptor, raw: bytes) -> None:
         self.client.put_manifest(repository, descriptor.digest, raw, descriptor.media_type)
