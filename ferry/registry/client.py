@@ -244,8 +244,12 @@ class RegistryClient:
         return response is not None
 
     @contextmanager
-    def open_blob(self, repository: str, descriptor: Descriptor, chunk_size: int = MiB) -> Iterator[Iterator[bytes]]:
-        """Stream a blob; the iterator raises IntegrityError if bytes or length disagree with ``descriptor``."""
+    def open_blob(self, repository: str, descriptor: Descriptor,
+                  chunk_size: int | None = None) -> Iterator[Iterator[bytes]]:
+        """Stream a blob; the iterator raises IntegrityError if bytes or length disagree with ``descriptor``.
+
+        By default chunks are what the socket delivers (up to 64 KiB): re-chunking costs copies.
+        """
         what = f"blob {self.registry}/{repository}@{descriptor.digest}"
 
         def open_response() -> httpx.Response:
