@@ -202,3 +202,27 @@ def test_oras_sdk_artifact_round_trips(registry, registry_b, tmp_path, capsys):
     target_client = oras.client.OrasClient(hostname=registry_b.host, insecure=True)
     files = target_client.pull(target=f"{registry_b.host}/orascopy/notes:v1", outdir=str(out_dir))
     assert [Path(f).read_bytes() for f in files] == [payload.read_bytes()]
+
+
+def test_several_sources_in_one_run_under_a_prefix(registry, registry_b, content, capsys):
+    c.push(registry.url, "multi/one", content["docker"], tag="v1")
+    c.push(registry.url, "multi/two", content["helm"], tag="v1")
+    c.push(registry.url, "multi/two", content["helm"], tag="v2")
+    result = run_ferry(capsys, "copy", f"{registry.host}/multi/one:v1", f"{registry.host}/multi/two",
+                       f"{registry_b.host}/mirror", "--all-tags", "--json")
+    # --all-tags needs SRCs without tags, so the tagged first source is refused by name
+    assert result.code == 2 and "multi/one:v1" in result.err
+    result = run_ferry(capsys, "copy", f"{registry.host}/multi/one:v1", f"{registry.host}/multi/two:v2",
+                       f"{registry_b.host}/mirror", "--json")
+    assert result.code == 0, result.err
+    assert [a["target"] for a in result.json()["artifacts"]] == ["mirror/multi/one:v1", "mirror/multi/two:v2"]
+    assert skopeo_raw(registry_b.host, "mirror/multi/one", "v1") == content["docker"].raw
+    assert skopeo_raw(registry_b.host, "mirror/multi/two", "v2") == content["helm"].raw
+
+
+def test_several_sources_need_one_registry_and_an_untagged_destination(registry, registry_b, capsys):
+    result = run_ferry(capsys, "copy", f"{registry.host}/a/b:v1", f"{registry_b.host}/c/d:v1", f"{registry_b.host}")
+    assert result.code == 2 and "one registry" in result.err
+    result = run_ferry(capsys, "copy", f"{registry.host}/a/b:v1", f"{registry.host}/c/d:v1",
+                       f"{registry_b.host}/x:v1")
+    assert result.code == 2 and "without a tag" in result.err

@@ -24,7 +24,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "copy", help="copy images and artifacts between registries (like az acr import)",
         description="Copy an image, index or artifact with every platform and its referrers. "
                     "SRC and DST are registry references (docker://optional) or oci:DIR[:REPO[:TAG]].")
-    parser.add_argument("source", metavar="SRC")
+    parser.add_argument("sources", nargs="+", metavar="SRC",
+                        help="one or more sources on one registry; with several, DST is HOST[:PORT][/PREFIX]")
     parser.add_argument("destination", metavar="DST",
                         help="target reference; a bare HOST[:PORT] keeps the source repository and tag")
     parser.add_argument("-u", "--username", help="source registry username (as az acr import)")
@@ -91,15 +92,22 @@ def _sign_in(client: RegistryClient, creds: Credentials) -> None:
         client.check_access()
 
 
-def build_requests(source: Source, src: Location, dst: Location, args: argparse.Namespace) -> list[CopyRequest]:
-    """Turn SRC/DST and the tag options into copy requests, validating their combination."""
+def build_requests(source: Source, src: Location, dst: Location, args: argparse.Namespace,
+                   *, prefix_mode: bool = False) -> list[CopyRequest]:
+    """Turn one SRC, DST and the tag options into copy requests, validating their combination.
+
+    In ``prefix_mode`` (several sources) DST's repository part is a prefix for each source's path.
+    """
     if src.repository is None:
-        raise UsageError(f"SRC {args.source!r} names no repository")
-    target_repository = dst.repository or src.repository
+        raise UsageError(f"SRC {src.text!r} names no repository")
+    if prefix_mode:
+        target_repository = f"{dst.repository}/{src.repository}" if dst.repository else src.repository
+    else:
+        target_repository = dst.repository or src.repository
     whole_repo = args.all_tags or args.tags is not None
     if whole_repo:
         if src.tag_given or src.digest:
-            raise UsageError("--all-tags/--tags copy a whole repository: give SRC without a tag or digest")
+            raise UsageError(f"--all-tags/--tags copy a whole repository: give SRC {src.text!r} without tag or digest")
         if dst.tag_given or dst.digest:
             raise UsageError("--all-tags/--tags keep the source tag names: give DST without a tag")
         try:
@@ -114,7 +122,7 @@ def build_requests(source: Source, src: Location, dst: Location, args: argparse.
         return [CopyRequest(src.repository, t, target_repository, () if args.untagged else (t,)) for t in tags]
     reference = src.reference
     if reference is None:
-        raise UsageError(f"SRC {args.source!r} needs a tag or digest")
+        raise UsageError(f"SRC {src.text!r} needs a tag or digest")
     if dst.digest:
         raise UsageError(f"DST {args.destination!r}: a target cannot be given by digest; use a tag or --untagged")
     if args.untagged:
@@ -126,21 +134,29 @@ def build_requests(source: Source, src: Location, dst: Location, args: argparse.
     elif src.tag:
         target_tags = (src.tag,)
     else:
-        raise UsageError(f"SRC {args.source!r} is a digest: give DST a tag, or --untagged")
+        raise UsageError(f"SRC {src.text!r} is a digest: give DST a tag, or --untagged")
     return [CopyRequest(src.repository, reference, target_repository, target_tags)]
 
 
 def run(args: argparse.Namespace) -> int:
     if args.parallel < 1:
         raise UsageError("--parallel must be at least 1")
-    src = parse_location(args.source)
+    sources = [parse_location(text) for text in args.sources]
     dst = parse_location(args.destination)
+    prefix_mode = len(sources) > 1
+    if prefix_mode:
+        places = {(s.kind, s.registry) for s in sources}
+        if len(places) > 1:
+            raise UsageError("several SRCs must all be on one registry (or in one layout); run ferry copy per registry")
+        if dst.tag_given or dst.digest:
+            raise UsageError(f"DST {args.destination!r}: with several SRCs, give HOST[:PORT][/PREFIX] without a tag")
+    src = sources[0]
     options = CopyOptions(overwrite_tags=args.force, include_referrers=not args.no_referrers,
                           platforms=frozenset(args.platform) if args.platform else None, parallelism=args.parallel)
     with ExitStack() as stack:
         source = _open_source(src, args, stack)
         destination = _open_destination(dst, args, stack)
-        requests = build_requests(source, src, dst, args)
+        requests = [r for each in sources for r in build_requests(source, each, dst, args, prefix_mode=prefix_mode)]
         console = Console(stderr=True)
         show_bar = console.is_terminal and not args.json
         bar = ProgressBar(console, f"{len(requests)} artifact(s)") if show_bar else None

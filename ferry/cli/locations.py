@@ -20,6 +20,7 @@ class Location:
     ``repository`` is None when only a registry host (or a bare layout) was given.
     """
 
+    text: str  # what the user wrote
     kind: str  # "registry" | "oci"
     registry: str  # host[:port] for registries, the directory for layouts
     repository: str | None
@@ -40,20 +41,20 @@ def parse_location(text: str) -> Location:
         if not directory:
             raise UsageError(f"{text!r}: oci: needs a directory, as oci:DIR[:REPO:TAG]")
         if not ref:
-            return Location("oci", directory, None, None, None, False)
+            return Location(text, "oci", directory, None, None, None, False)
         try:
             parsed = Reference.parse(ref, default_registry="layout.invalid")
         except InvalidReferenceError as exc:
             raise UsageError(f"{text!r}: {exc}") from exc
         tag_given = _has_explicit_tag(ref)
-        return Location("oci", directory, parsed.repository, parsed.tag if tag_given else None, parsed.digest,
+        return Location(text, "oci", directory, parsed.repository, parsed.tag if tag_given else None, parsed.digest,
                         tag_given)
     bare = text.removeprefix("docker://")
     if "/" not in bare and ("." in bare or ":" in bare or bare == "localhost") and "@" not in bare:
-        return Location("registry", bare, None, None, None, False)
+        return Location(text, "registry", bare, None, None, None, False)
     parsed = Reference.parse(bare)
     tag_given = _has_explicit_tag(bare)
-    return Location("registry", parsed.registry, parsed.repository,
+    return Location(text, "registry", parsed.registry, parsed.repository,
                     parsed.tag if (tag_given or not parsed.digest) else None, parsed.digest, tag_given)
 
 
