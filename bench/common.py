@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import threading
 import time
 import zlib
@@ -447,12 +448,19 @@ def run_sampled(argv: Sequence[str | Path], *, interval: float = 0.02, env: dict
                      b"".join(err).decode(errors="replace"))
 
 
-def run_quiet(argv: Sequence[str | Path]) -> RunResult:
+def run_quiet(argv: Sequence[str | Path], *, env: dict[str, str] | None = None) -> RunResult:
     """Run `argv` without sampling (lower overhead); output captured."""
     args = [str(a) for a in argv]
     start = time.perf_counter()
-    proc = subprocess.run(args, capture_output=True, text=True)
+    proc = subprocess.run(args, capture_output=True, text=True, env=env)
     return RunResult(args, proc.returncode, time.perf_counter() - start, 0, proc.stdout, proc.stderr)
+
+
+def fresh_cache_env(root: Path) -> dict[str, str]:
+    """The environment with Ferry's blob location cache in a new empty directory under `root`,
+    so every measurement starts cold and no run benefits from another's hints."""
+    directory = Path(tempfile.mkdtemp(prefix="ferry-cache-", dir=root))
+    return {**os.environ, "FERRY_CACHE_DIR": str(directory)}
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
