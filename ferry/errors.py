@@ -18,7 +18,11 @@ will not (not found, denied, digest mismatch, bad input).
     ├── IntegrityError             bytes do not match their digest or size
     ├── ConflictError              an existing tag points elsewhere and overwrite was not asked for
     ├── UnsupportedError           a media type or feature Ferry cannot handle
-    └── CredentialError            a credential source (docker config, helper, Azure) failed
+    ├── CredentialError            a credential source (docker config, helper, Azure) failed
+    └── StorageError               Azure Blob Storage or Key Vault answered with an error;
+        │                          transient for 5xx, timeouts and connection failures
+        ├── StorageAuthError       key, SAS or token rejected (401/403): expired or lacking permission
+        └── BlobNotFoundError      container, blob or secret unknown (404)
 """
 
 from __future__ import annotations
@@ -104,3 +108,29 @@ class CredentialError(FerryError):
     """A credential source (docker config, credential helper, Azure identity) failed."""
 
     exit_code = 4
+
+
+class StorageError(FerryError):
+    """Azure Blob Storage (or Key Vault) answered with an error, or could not be reached.
+
+    ``status`` is the HTTP status when there was one. Transient for 5xx, timeouts and connection
+    failures. Messages never carry a SAS signature or an account key.
+    """
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, status: int | None = None, transient: bool | None = None) -> None:
+        super().__init__(message, transient=transient)
+        self.status = status
+
+
+class StorageAuthError(StorageError):
+    """A key, SAS or token was rejected (401/403): expired, or lacking a permission."""
+
+    exit_code = 4
+
+
+class BlobNotFoundError(StorageError):
+    """A storage account, container, blob or Key Vault secret does not exist (404)."""
+
+    exit_code = 5

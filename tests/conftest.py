@@ -16,6 +16,8 @@ Fixtures:
                      node_modules/.bin/azurite is missing, unless $CI is set (then it errors)
   content            session: ``sample_set(seed=1)``
   unique_repo        function: a valid repository name unique to the test
+  keyvault           session: KeyVaultFixture -- HTTPS Key Vault stand-in (.url, .set_secret,
+                     .ca_bundle) and the managed identity stand-in it trusts (.identity)
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import os
 import re
 import secrets
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,8 @@ import pytest
 from tests.harness.azurite import AzuriteServer, find_azurite, start_azurite
 from tests.harness.content import Manifest, sample_set
 from tests.harness.fakeregistry import FakeRegistry
+from tests.harness.identity import ManagedIdentityStandIn
+from tests.harness.keyvault import KeyVaultStandIn
 from tests.harness.registry import AcrLikeRegistry, RegistryServer, start_acr_like, start_registry
 from tests.harness.tokenserver import TokenServer
 
@@ -147,3 +152,38 @@ def isolated_blob_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     cache_dir = tmp_path_factory.mktemp("ferry-cache")
     monkeypatch.setenv("FERRY_CACHE_DIR", str(cache_dir))
     return cache_dir
+
+
+@dataclass
+class KeyVaultFixture:
+    """The `keyvault` fixture: a Key Vault stand-in (`.url`, `.set_secret`, `.ca_bundle`, `.server`)
+    and the managed identity stand-in (`.identity`) whose token the vault accepts."""
+
+    server: KeyVaultStandIn
+    identity: ManagedIdentityStandIn
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def ca_bundle(self) -> str:
+        return str(self.server.ca_bundle)
+
+    def set_secret(self, name: str, value: str) -> str:
+        """Store a new version; returns the secret's URI with that version."""
+        return self.server.set_secret(name, value)
+
+    def secret_uri(self, name: str) -> str:
+        return self.server.secret_uri(name)
+
+
+@pytest.fixture(scope="session")
+def keyvault(services_dir: Path) -> Iterator[KeyVaultFixture]:
+    """Session: a local HTTPS Key Vault stand-in plus the managed identity stand-in it trusts.
+    Point DefaultAzureCredential at it with ``keyvault.identity.env()`` (unset CONFLICTING_ENV_VARS)."""
+    identity = ManagedIdentityStandIn()
+    server = KeyVaultStandIn(services_dir / "keyvault", identity.token)
+    yield KeyVaultFixture(server, identity)
+    server.stop()
+    identity.stop()
