@@ -87,6 +87,8 @@ class CopyOptions:
     platforms: frozenset[str] | None = None
     parallelism: int = 8
     progress: ProgressListener | None = None
+    #: Without ContinueOnErrors: if any artifact fails, no manifest or tag of any artifact is written.
+    all_or_nothing: bool = False
 
 
 @dataclass
@@ -166,6 +168,9 @@ def copy_artifacts(
         list(pool.map(lambda plan: _plan_artifact(source, destination, plan, options), plans))
         report = CopyReport(artifacts=[p.result for p in plans])
         live = [p for p in plans if not p.failed]
+        if options.all_or_nothing and len(live) < len(plans):
+            _hold_back(live, "not written: another artifact failed while planning (no ContinueOnErrors)")
+            live = []
         placements = _blob_placements(live)
         report.blobs_total = len(placements)
         report.bytes_total = sum(group[0][1].size for group in placements.values())
@@ -194,6 +199,9 @@ def copy_artifacts(
                 if digest in blob_errors:
                     plan.fail(blob_errors[digest])
                     break
+        if options.all_or_nothing and any(p.failed for p in live):
+            _hold_back([p for p in live if not p.failed],
+                       "not tagged: another artifact failed while copying blobs (no ContinueOnErrors)")
         list(pool.map(lambda plan: _write_manifests_and_tags(destination, plan, options), live))
     destination.commit()
     report.blobs_uploaded = counters.uploaded
@@ -202,6 +210,11 @@ def copy_artifacts(
     report.bytes_uploaded = counters.bytes_uploaded
     report.seconds = time.monotonic() - started
     return report
+
+
+def _hold_back(plans: list[_Plan], reason: str) -> None:
+    for plan in plans:
+        plan.fail(FerryError(reason))
 
 
 # -- planning -------------------------------------------------------------------------------

@@ -307,7 +307,7 @@ def clear_client_cache() -> None:
 
 
 @contextmanager
-def _translated(what: str) -> Iterator[None]:
+def translate_errors(what: str) -> Iterator[None]:
     """Translate azure-core errors raised inside into StorageError subclasses about `what`."""
     from azure.core.exceptions import (
         ClientAuthenticationError,
@@ -394,7 +394,7 @@ class CopyBlobResult:
 def _exists(client: BlobClient, what: str) -> bool:
     from azure.core.exceptions import ResourceNotFoundError
 
-    with _translated(what):
+    with translate_errors(what):
         try:
             client.get_blob_properties()
             return True
@@ -408,7 +408,7 @@ def _refuse_existing(dst: BlobLocation, client: BlobClient, overwrite: bool) -> 
 
 
 def _source_properties(src: BlobLocation, client: BlobClient) -> BlobProperties:
-    with _translated(f"source blob {src}"):
+    with translate_errors(f"source blob {src}"):
         return client.get_blob_properties()
 
 
@@ -432,7 +432,7 @@ def source_read_url(src: BlobLocation, auth: StorageAuth, *, lifetime: timedelta
                                 permission=BlobSasPermissions(read=True), start=start, expiry=expiry)
     else:
         service = service_client(src, auth)
-        with _translated(f"user delegation key for {src.account!r}"):
+        with translate_errors(f"user delegation key for {src.account!r}"):
             delegation = service.get_user_delegation_key(start, expiry)
         sas = generate_blob_sas(src.account, src.container, src.blob, user_delegation_key=delegation,
                                 permission=BlobSasPermissions(read=True), start=start, expiry=expiry)
@@ -453,7 +453,7 @@ def start_server_copy(src: BlobLocation, dst: BlobLocation, *, src_auth: Storage
     _refuse_existing(dst, dst_client, overwrite)
     source_url = source_read_url(src, src_auth)
     kwargs: dict[str, Any] = {} if overwrite else {"match_condition": MatchConditions.IfMissing}
-    with _translated(f"server-side copy {src} -> {dst}"):
+    with translate_errors(f"server-side copy {src} -> {dst}"):
         answer = dst_client.start_copy_from_url(source_url, requires_sync=False, **kwargs)
     copy_id = str(answer.get("copy_id") or "")
     log.info("server-side copy %s started: %s -> %s", copy_id, src, dst)
@@ -464,7 +464,7 @@ def server_copy_status(dst: BlobLocation, auth: StorageAuth | None = None) -> tu
     """``(status, bytes_copied, total_bytes)`` of the last copy into `dst`; status is
     ``pending``, ``success``, ``failed``, ``aborted`` (or ``none`` if the blob never was a copy target)."""
     client = blob_client(dst, auth if auth is not None else auto_auth(dst))
-    with _translated(f"destination blob {dst}"):
+    with translate_errors(f"destination blob {dst}"):
         props = client.get_blob_properties()
     copy = props.copy
     status = str(copy.status or "none") if copy else "none"
@@ -479,14 +479,14 @@ def server_copy_status(dst: BlobLocation, auth: StorageAuth | None = None) -> tu
 
 
 def _copy_failure(dst: BlobLocation, client: BlobClient, status: str) -> StorageError:
-    with _translated(f"destination blob {dst}"):
+    with translate_errors(f"destination blob {dst}"):
         props = client.get_blob_properties()
     reason = redact(str(props.copy.status_description or "")) if props.copy else ""
     return StorageError(f"server-side copy into {dst} {status}" + (f": {reason}" if reason else ""))
 
 
 def _verify(src: BlobLocation, dst: BlobLocation, source: BlobProperties, client: BlobClient) -> BlobProperties:
-    with _translated(f"destination blob {dst}"):
+    with translate_errors(f"destination blob {dst}"):
         target = client.get_blob_properties()
     if target.size != source.size:
         raise IntegrityError(f"copy {src} -> {dst}: destination has {target.size} bytes, source {source.size}")
@@ -596,7 +596,7 @@ def relay_block_ids(source: BlobProperties, block_size: int) -> list[tuple[str, 
 def _uncommitted_blocks(client: BlobClient, dst: BlobLocation) -> dict[str, int]:
     from azure.core.exceptions import ResourceNotFoundError
 
-    with _translated(f"destination blob {dst}"):
+    with translate_errors(f"destination blob {dst}"):
         try:
             _committed, uncommitted = client.get_block_list("uncommitted")
         except ResourceNotFoundError:
@@ -624,12 +624,12 @@ def _relay_copy(src: BlobLocation, dst: BlobLocation, src_auth: StorageAuth, dst
             progress.advance(sum(length for bid, _, length in blocks if staged.get(bid) == length))
 
     def move(block_id: str, offset: int, length: int) -> int:
-        with _translated(f"source blob {src} (bytes {offset}-{offset + length - 1})"):
+        with translate_errors(f"source blob {src} (bytes {offset}-{offset + length - 1})"):
             data = src_client.download_blob(offset, length, max_concurrency=1,
                                              etag=source.etag, match_condition=MatchConditions.IfNotModified).readall()
         if len(data) != length:
             raise IntegrityError(f"source blob {src}: read {len(data)} bytes at {offset}, expected {length}")
-        with _translated(f"destination blob {dst} (block at {offset})"):
+        with translate_errors(f"destination blob {dst} (block at {offset})"):
             dst_client.stage_block(block_id, data, length=length)
         return length
 
@@ -656,7 +656,7 @@ def _relay_copy(src: BlobLocation, dst: BlobLocation, src_auth: StorageAuth, dst
             for future in pending:
                 future.cancel()
     kwargs: dict[str, Any] = {} if overwrite else {"match_condition": MatchConditions.IfMissing}
-    with _translated(f"destination blob {dst}"):
+    with translate_errors(f"destination blob {dst}"):
         dst_client.commit_block_list([BlobBlock(block_id=bid) for bid, _, _ in blocks],
                                      metadata=dict(source.metadata or {}),
                                      content_settings=source.content_settings, **kwargs)
@@ -671,7 +671,7 @@ def delete_blob(location: BlobLocation, auth: StorageAuth | None = None, *, miss
     from azure.core.exceptions import ResourceNotFoundError
 
     client = blob_client(location, auth)
-    with _translated(f"blob {location}"):
+    with translate_errors(f"blob {location}"):
         try:
             client.delete_blob(delete_snapshots="include")
         except ResourceNotFoundError:

@@ -1,9 +1,14 @@
-"""``ferry export``, ``ferry import`` and ``ferry inspect``: the transfer archive on a local file."""
+"""``ferry export``, ``ferry import`` and ``ferry inspect``: the transfer archive, on a local file
+or an Azure blob (``https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB`` or Azurite's
+``http://127.0.0.1:PORT/ACCOUNT/CONTAINER/BLOB``)."""
 
 from __future__ import annotations
 
 import argparse
+import fnmatch
+import json
 from contextlib import ExitStack, nullcontext
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -12,49 +17,63 @@ from ferry.cli.copy_command import add_transfer_options
 from ferry.cli.locations import blob_cache, make_client, parse_location, resolve_credentials
 from ferry.cli.output import ProgressBar, human_bytes, print_json, print_summary, report_dict
 from ferry.copy import CopyOptions, CopyReport, CopyRequest, copy_artifacts
-from ferry.errors import UsageError
+from ferry.errors import NotFoundError, UsageError
 from ferry.oci import mediatypes as mt
 from ferry.oci.layout import REF_NAME
 from ferry.oci.manifest import parse_manifest, platform_string
-from ferry.reference import is_valid_repository
+from ferry.reference import ArtifactSpec, is_valid_repository
 from ferry.registry.credentials import Credentials
-from ferry.transports.archive import ArchiveFileDestination, ArchiveFileSource
+from ferry.transports.archive import ArchiveSource, is_blob_url, open_destination, open_source
 from ferry.transports.base import Destination, Source
 from ferry.transports.layout import is_fallback_tag
 from ferry.transports.registry import RegistryDestination, RegistrySource
 
+DEFAULT_MAX_ARTIFACTS = 10_000
+
 
 def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     export = subparsers.add_parser(
-        "export", help="export images and artifacts from a registry into one archive file",
-        description="Write REFs (HOST/repo:tag, one registry) with their referrers into an OCI layout tar "
-                    "that skopeo reads as oci-archive:FILE:repo:tag.")
+        "export", help="export images and artifacts from a registry into one archive (file or blob)",
+        description="Write REFs (HOST/repo, HOST/repo:tag, HOST/repo:GLOB or HOST/repo@digest, one registry) "
+                    "with their referrers into an OCI layout tar that skopeo reads as oci-archive:FILE:repo:tag.")
     export.add_argument("refs", nargs="+", metavar="REF")
-    export.add_argument("--to", required=True, metavar="FILE", help="the archive file to write")
-    export.add_argument("--overwrite", action="store_true", help="replace FILE if it exists (OverwriteBlobs)")
+    export.add_argument("--to", required=True, metavar="ARCHIVE", help="a file path or a blob URL")
+    export.add_argument("--overwrite", action="store_true", help="replace ARCHIVE if it exists (OverwriteBlobs)")
     export.add_argument("--src-creds", metavar="USER:PASS", help="source registry credentials")
+    export.add_argument("--baseline", metavar="ARCHIVE|CATALOG.json",
+                        help="leave out blobs that this earlier archive (or its `ferry inspect --json`) carried")
+    export.add_argument("--max-artifacts", type=int, default=DEFAULT_MAX_ARTIFACTS, metavar="N",
+                        help=f"refuse to export more than N artifacts (default {DEFAULT_MAX_ARTIFACTS})")
     _common(export)
     export.set_defaults(handler=run_export)
 
     imp = subparsers.add_parser(
-        "import", help="import every artifact of an archive file into a registry",
-        description="Copy every repo:tag of FILE to REGISTRY[/PREFIX]/repo:tag, verifying every byte.")
-    imp.add_argument("archive", metavar="FILE")
+        "import", help="import every artifact of an archive (file or blob) into a registry",
+        description="Copy every repo:tag of ARCHIVE to REGISTRY[/PREFIX]/repo:tag, verifying every byte.")
+    imp.add_argument("archive", metavar="ARCHIVE")
     imp.add_argument("--to", required=True, metavar="REGISTRY[/PREFIX]")
+    imp.add_argument("--remap", action="append", default=[], metavar="FROM=TO",
+                     help="import repository FROM (and FROM/...) as TO (repeatable; applied before PREFIX)")
     imp.add_argument("--overwrite-tags", action="store_true", help="replace target tags that point elsewhere")
+    imp.add_argument("--delete-source-on-success", action="store_true",
+                     help="delete ARCHIVE once every artifact is verified present in the target")
     imp.add_argument("--dest-creds", metavar="USER:PASS", help="target registry credentials")
     _common(imp)
     imp.set_defaults(handler=run_import)
 
-    inspect = subparsers.add_parser("inspect", help="list what an archive file holds")
-    inspect.add_argument("archive", metavar="FILE")
-    inspect.add_argument("--json", action="store_true", help="print JSON")
+    inspect = subparsers.add_parser("inspect", help="list what an archive (file or blob) holds")
+    inspect.add_argument("archive", metavar="ARCHIVE")
+    inspect.add_argument("--connection-string", action="append", default=[], metavar="CS",
+                         help="storage connection string (repeatable; default $AZURE_STORAGE_CONNECTION_STRING)")
+    inspect.add_argument("--json", action="store_true", help="print JSON (usable as an export --baseline)")
     inspect.set_defaults(handler=run_inspect)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--continue-on-errors", action="store_true",
                         help="skip and report failing artifacts, transfer the rest (ContinueOnErrors)")
+    parser.add_argument("--connection-string", action="append", default=[], metavar="CS",
+                        help="storage connection string (repeatable; default $AZURE_STORAGE_CONNECTION_STRING)")
     add_transfer_options(parser)
 
 
@@ -63,7 +82,7 @@ def _run_copy(source: Source, destination: Destination, requests: list[CopyReque
     if args.parallel < 1:
         raise UsageError("--parallel must be at least 1")
     options = CopyOptions(overwrite_tags=overwrite_tags, include_referrers=not args.no_referrers,
-                          parallelism=args.parallel)
+                          parallelism=args.parallel, all_or_nothing=not args.continue_on_errors)
     console = Console(stderr=True)
     bar = ProgressBar(console, f"{len(requests)} artifact(s)") if console.is_terminal and not args.json else None
     with bar if bar else nullcontext():
@@ -76,70 +95,173 @@ def _finish(report: CopyReport, args: argparse.Namespace, extra: dict[str, Any] 
         print_json({**report_dict(report), **(extra or {})})
     else:
         print_summary(report)
+        for key, value in (extra or {}).items():
+            if value is not None:
+                print(f"{key}: {value}")
     return 0 if report.ok else 1
 
 
-def run_export(args: argparse.Namespace) -> int:
-    locations = [parse_location(ref) for ref in args.refs]
-    registries = {loc.registry for loc in locations}
-    for ref, loc in zip(args.refs, locations, strict=True):
-        if loc.kind != "registry" or loc.repository is None:
-            raise UsageError(f"REF {ref!r} is not a registry reference HOST/repo:tag")
-        if loc.digest and not loc.tag_given:
-            raise UsageError(f"REF {ref!r}: export by digest alone is not supported yet; give a tag")
+# -- export ----------------------------------------------------------------------------------
+def export_requests(source: Source, refs: list[str], max_artifacts: int) -> tuple[str, list[CopyRequest]]:
+    """The registry and one request per artifact: ``repo`` means ``latest``; a tag glob or ``*``
+    expands over the repository's tags; ``repo@digest`` is exported untagged."""
+    registries: set[str] = set()
+    requests: list[CopyRequest] = []
+    for ref in refs:
+        host, _, rest = ref.removeprefix("docker://").partition("/")
+        if not rest or not ("." in host or ":" in host or host == "localhost"):
+            raise UsageError(f"REF {ref!r} must be HOST/repo[:tag|:GLOB|@digest]")
+        registries.add(host)
+        spec = ArtifactSpec.parse(rest, allow_glob=True)
+        if spec.digest:
+            tags: tuple[str, ...] = (spec.tag,) if spec.tag else ()
+            requests.append(CopyRequest(spec.repository, spec.digest, spec.repository, tags))
+        elif spec.is_glob:
+            assert spec.tag is not None
+            matched = sorted(t for t in source.list_tags(spec.repository)
+                             if fnmatch.fnmatchcase(t, spec.tag) and not is_fallback_tag(t))
+            if not matched:
+                raise UsageError(f"REF {ref!r}: no tag of {spec.repository} matches {spec.tag!r}")
+            requests += [CopyRequest(spec.repository, t, spec.repository, (t,)) for t in matched]
+        else:
+            assert spec.tag is not None
+            requests.append(CopyRequest(spec.repository, spec.tag, spec.repository, (spec.tag,)))
+        if len(requests) > max_artifacts:
+            raise UsageError(f"the export names more than --max-artifacts {max_artifacts} artifacts "
+                             f"(at least {len(requests)}); raise the limit or split the export")
     if len(registries) != 1:
         raise UsageError(f"every REF must come from one registry; got {', '.join(sorted(registries))}")
-    requests = [CopyRequest(loc.repository or "", loc.reference or "latest", loc.repository or "",
-                            (loc.tag or "latest",)) for loc in locations]
-    registry = registries.pop()
+    return registries.pop(), requests
+
+
+def load_baseline(text: str, connection_strings: list[str]) -> frozenset[str]:
+    """Digests carried by an earlier archive, or listed in its ``ferry inspect --json`` catalog."""
+    if not is_blob_url(text) and text.endswith(".json"):
+        try:
+            data = json.loads(Path(text).read_text())
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--baseline {text!r}: cannot read the catalog: {exc}") from exc
+        digests = data.get("blob_digests") if isinstance(data, dict) else None
+        if not isinstance(digests, list):
+            raise UsageError(f"--baseline {text!r} has no 'blob_digests' list (make it with ferry inspect --json)")
+        return frozenset(d for d in digests if isinstance(d, str))
+    with open_source(text, connection_strings=connection_strings) as baseline:
+        return frozenset(name.split("/", 1)[1].replace("/", ":", 1) for name in baseline.members
+                         if name.startswith("blobs/"))
+
+
+def run_export(args: argparse.Namespace) -> int:
+    if args.max_artifacts < 1:
+        raise UsageError("--max-artifacts must be at least 1")
+    baseline = load_baseline(args.baseline, args.connection_string) if args.baseline else frozenset()
+    registry = parse_location(args.refs[0]).registry
     explicit = Credentials.parse(args.src_creds) if args.src_creds else None
     with ExitStack() as stack:
         client = stack.enter_context(make_client(registry, resolve_credentials(registry, explicit),
                                                  args.insecure, args.parallel))
-        destination = stack.enter_context(ArchiveFileDestination(args.to, overwrite=args.overwrite, hold=True))
-        report = _run_copy(RegistrySource(client, blob_cache()), destination, requests, args)
+        source = RegistrySource(client, blob_cache())
+        _, requests = export_requests(source, args.refs, args.max_artifacts)
+        destination = stack.enter_context(open_destination(
+            args.to, overwrite=args.overwrite, hold=True, baseline=baseline,
+            connection_strings=args.connection_string))
+        report = _run_copy(source, destination, requests, args)
         publish = report.ok or (args.continue_on_errors and any(a.ok for a in report.artifacts))
         if publish:
             destination.publish()
-    return _finish(report, args, {"archive": args.to if publish else None})
+    extra: dict[str, Any] = {"archive": args.to if publish else None}
+    if publish:
+        extra["catalog_digest"] = destination.metadata.get("ferrycatalogdigest")
+    return _finish(report, args, extra)
 
 
-def import_requests(source: ArchiveFileSource, prefix: str) -> list[CopyRequest]:
-    """One request per ``repo:tag`` named in the archive's index.json (referrer fallbacks excluded)."""
+# -- import ----------------------------------------------------------------------------------
+def parse_remaps(values: list[str]) -> list[tuple[str, str]]:
+    remaps = []
+    for value in values:
+        old, sep, new = value.partition("=")
+        if not sep or not is_valid_repository(old) or not is_valid_repository(new):
+            raise UsageError(f"--remap {value!r} must be FROM=TO with two repository paths")
+        remaps.append((old, new))
+    return remaps
+
+
+def target_repository(repository: str, prefix: str, remaps: list[tuple[str, str]]) -> str:
+    for old, new in remaps:
+        if repository == old or repository.startswith(old + "/"):
+            repository = new + repository[len(old):]
+            break
+    target = f"{prefix}/{repository}" if prefix else repository
+    if not is_valid_repository(target):
+        raise UsageError(f"target repository {target!r} is not valid")
+    return target
+
+
+def import_requests(source: ArchiveSource, prefix: str, remaps: list[tuple[str, str]]) -> list[CopyRequest]:
+    """One request per ``repo:tag`` (or untagged ``repo@digest``) named in the archive's index.json."""
     requests = []
     for entry in source.index.entries:
         name = entry.annotations.get(REF_NAME, "")
+        if "@" in name:
+            repository, _, digest = name.partition("@")
+            requests.append(CopyRequest(repository, digest, target_repository(repository, prefix, remaps), ()))
+            continue
         repository, sep, tag = name.rpartition(":")
         if not sep or "/" in tag or not repository:
             raise UsageError(f"{source.name}: index.json entry {name or entry.digest!r} is not named repo:tag")
         if is_fallback_tag(tag):
             continue
-        target = f"{prefix}/{repository}" if prefix else repository
-        if not is_valid_repository(target):
-            raise UsageError(f"target repository {target!r} is not valid")
-        requests.append(CopyRequest(repository, tag, target, (tag,)))
+        requests.append(CopyRequest(repository, tag, target_repository(repository, prefix, remaps), (tag,)))
     if not requests:
         raise UsageError(f"{source.name} names no artifact (no repo:tag in index.json)")
     return requests
+
+
+def verify_imported(destination: RegistryDestination, source: ArchiveSource, requests: list[CopyRequest]) -> None:
+    """Raise unless every request's tag (or untagged root) is present in the target as in the archive."""
+    for request in requests:
+        expected = source.resolve(request.source_repository, request.source_reference)
+        for tag in request.target_tags or (expected.digest,):
+            found = destination.client.head_manifest(request.target_repository, tag)
+            if found is None or found.digest != expected.digest:
+                raise NotFoundError(f"{request.target_repository}:{tag} is not {expected.digest} in the target; "
+                                    "the archive was kept")
 
 
 def run_import(args: argparse.Namespace) -> int:
     registry, _, prefix = args.to.removeprefix("docker://").partition("/")
     if not registry:
         raise UsageError(f"--to {args.to!r} needs a registry host")
+    remaps = parse_remaps(args.remap)
+    deleted = None
     with ExitStack() as stack:
-        source = stack.enter_context(ArchiveFileSource(args.archive))
-        requests = import_requests(source, prefix.strip("/"))
+        source = stack.enter_context(open_source(args.archive, connection_strings=args.connection_string))
+        requests = import_requests(source, prefix.strip("/"), remaps)
         explicit = Credentials.parse(args.dest_creds) if args.dest_creds else None
         client = stack.enter_context(make_client(registry, resolve_credentials(registry, explicit),
                                                  args.insecure, args.parallel))
         destination = RegistryDestination(client, blob_cache())
         report = _run_copy(source, destination, requests, args, overwrite_tags=args.overwrite_tags)
-    return _finish(report, args)
+        if args.delete_source_on_success and report.ok:
+            verify_imported(destination, source, requests)
+            source.close()
+            delete_archive(args.archive, args.connection_string)
+            deleted = args.archive
+    return _finish(report, args, {"deleted_source": deleted} if args.delete_source_on_success else None)
 
 
-def inspect_archive(source: ArchiveFileSource) -> dict[str, Any]:
-    """Artifacts (name, digest, media type, platforms, size), blob count, bytes and shared layer bytes."""
+def delete_archive(target: str, connection_strings: list[str]) -> None:
+    if is_blob_url(target):
+        from ferry.storage import BlobLocation, auto_auth, delete_blob
+
+        location = BlobLocation.parse(target)
+        delete_blob(location, auto_auth(location, connection_strings))
+    else:
+        Path(target).unlink()
+
+
+# -- inspect ---------------------------------------------------------------------------------
+def inspect_archive(source: ArchiveSource) -> dict[str, Any]:
+    """Artifacts (name, digest, media type, platforms, size), blobs, bytes and shared layer bytes."""
     artifacts = []
     users: dict[str, set[str]] = {}
     sizes: dict[str, int] = {}
@@ -167,18 +289,19 @@ def inspect_archive(source: ArchiveFileSource) -> dict[str, Any]:
                     seen.add(blob.digest)
         artifacts.append({"name": name, "digest": entry.digest, "mediaType": entry.media_type,
                           "platforms": platforms, "size": sum(sizes.get(d, 0) for d in seen)})
-    blobs = [m for n, m in source.members.items() if n.startswith("blobs/")]
+    blobs = {n: m for n, m in source.members.items() if n.startswith("blobs/")}
     return {
-        "archive": str(source.path),
+        "archive": source.reader.name,
         "artifacts": artifacts,
         "blobs": len(blobs),
-        "bytes": sum(m.size for m in blobs),
+        "bytes": sum(m.size for m in blobs.values()),
         "shared_bytes": sum(sizes[d] for d, names in users.items() if len(names) > 1),
+        "blob_digests": sorted(n.split("/", 1)[1].replace("/", ":", 1) for n in blobs),
     }
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    with ArchiveFileSource(args.archive) as source:
+    with open_source(args.archive, connection_strings=args.connection_string) as source:
         data = inspect_archive(source)
     if args.json:
         print_json(data)

@@ -83,7 +83,10 @@ class LayoutIndex:
 
     def set(self, repository: str, tag: str, descriptor: Descriptor) -> None:
         """Name ``descriptor`` ``repository:tag``, replacing any entry of that name."""
-        name = ref_name(repository, tag)
+        self.set_name(ref_name(repository, tag), descriptor)
+
+    def set_name(self, name: str, descriptor: Descriptor) -> None:
+        """Name ``descriptor`` ``name`` (``repo:tag``, or ``repo@digest`` for untagged content)."""
         raw: dict[str, Any] = {k: v for k, v in descriptor.to_json().items() if k != "annotations"}
         raw["annotations"] = {**descriptor.annotations, REF_NAME: name}
         entry = Descriptor(descriptor.media_type, descriptor.digest, descriptor.size, raw)

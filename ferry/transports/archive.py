@@ -1,64 +1,104 @@
-"""The transfer archive on a local file: an OCI layout tar, metadata first, readable by skopeo's
-``oci-archive:FILE:repo:tag``. The layout of the tar is computed by :mod:`ferry.archive.format`."""
+"""The transfer archive: an OCI layout tar, metadata first, readable by skopeo's
+``oci-archive:FILE:repo:tag``, on a local file or an Azure block blob.
+
+The layout of the tar is computed by :mod:`ferry.archive.format`; the bytes go to a store
+(:mod:`ferry.archive.stores`) and are read back by range (:mod:`ferry.archive.ranges`).
+:func:`open_destination` and :func:`open_source` pick both from a path or a blob URL.
+"""
 
 from __future__ import annotations
 
-import os
+import io
 import threading
-import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from types import TracebackType
 
 from ferry.archive import format as fmt
+from ferry.archive.catalog import archive_metadata, check_metadata, index_annotations
+from ferry.archive.ranges import BlobRangeReader, FileRangeReader, RangeFile, RangeReader
+from ferry.archive.stores import ArchiveStore, BlockBlobStore, FileStore
 from ferry.errors import FerryError, IntegrityError, NotFoundError, UsageError
 from ferry.oci import mediatypes as mt
-from ferry.oci.descriptor import Descriptor, new_hasher, verify_bytes, verify_stream
+from ferry.oci.descriptor import Descriptor, verify_bytes, verify_stream
 from ferry.oci.layout import INDEX_FILE, LAYOUT_BYTES, LAYOUT_FILE, LayoutIndex, blob_path
 from ferry.oci.manifest import build_index
 from ferry.transports.base import BlobOpener, WritePlan
-from ferry.transports.layout import CHUNK, IndexedLayoutReader
+from ferry.transports.layout import IndexedLayoutReader
 from ferry.transports.registry import fallback_tag
 
 
-class ArchiveFileDestination:
-    """Writes a Ferry archive to ``path`` through a temporary file in the same directory.
+def is_blob_url(target: str) -> bool:
+    return target.startswith(("http://", "https://"))
 
-    :meth:`prepare` lays out every entry; blobs and manifests are then written in parallel at their
-    offsets with ``os.pwrite``, verified while streaming. :meth:`commit` writes the headers, the
-    final ``index.json`` into its reserved space and the end blocks, fsyncs, and renames the file
-    onto ``path`` (unless ``hold=True``: then :meth:`publish` does the rename, so a caller can
-    decide after seeing the results). Without ``overwrite`` an existing ``path`` is an error
-    naming it (ACR's OverwriteBlobs). Closing without publishing removes the temporary file.
-    Blobs are global in an archive: repositories do not matter to ``has_blob``.
+
+def open_destination(target: str, *, overwrite: bool = False, hold: bool = False,
+                     baseline: frozenset[str] = frozenset(), connection_strings: Sequence[str] = (),
+                     storage_auth: object = None) -> ArchiveDestination:
+    """An archive destination at a file path or an Azure blob URL (auth: explicit, else auto)."""
+    store: ArchiveStore
+    if is_blob_url(target):
+        from ferry.storage import BlobLocation, auto_auth, blob_client
+
+        location = BlobLocation.parse(target)
+        auth = storage_auth or auto_auth(location, connection_strings)
+        store = BlockBlobStore(blob_client(location, auth), location.display)  # type: ignore[arg-type]
+    else:
+        store = FileStore(target)
+    return ArchiveDestination(store, overwrite=overwrite, hold=hold, baseline=baseline)
+
+
+def open_source(target: str, *, connection_strings: Sequence[str] = (), storage_auth: object = None) -> ArchiveSource:
+    """An archive source at a file path or an Azure blob URL; Ferry metadata on a blob is checked."""
+    if is_blob_url(target):
+        from ferry.storage import BlobLocation, auto_auth, blob_client
+
+        location = BlobLocation.parse(target)
+        auth = storage_auth or auto_auth(location, connection_strings)
+        reader = BlobRangeReader(blob_client(location, auth), location.display)  # type: ignore[arg-type]
+        return ArchiveSource(reader, reader.metadata)
+    return ArchiveSource(FileRangeReader(target))
+
+
+class ArchiveDestination:
+    """Writes a Ferry archive through an :class:`~ferry.archive.stores.ArchiveStore`.
+
+    :meth:`prepare` lays out every entry; blobs and manifests are then written in parallel,
+    verified while streaming. :meth:`commit` writes the final ``index.json`` and seals the store,
+    then publishes it unless ``hold=True`` (then :meth:`publish` does, so a caller can decide after
+    seeing the results). Without ``overwrite`` an existing target is an error naming it (ACR's
+    OverwriteBlobs), checked before any work and again, atomically, when publishing. Closing
+    without publishing drops what was written. Blobs are global in an archive: repositories do
+    not matter to ``has_blob``. ``baseline`` digests are treated as present (an incremental export).
     """
 
-    def __init__(self, path: str | Path, *, overwrite: bool = False, hold: bool = False) -> None:
-        self.path = Path(path)
+    def __init__(self, store: ArchiveStore, *, overwrite: bool = False, hold: bool = False,
+                 baseline: frozenset[str] = frozenset()) -> None:
+        self.store = store
         self.overwrite = overwrite
         self.hold = hold
+        self.baseline = baseline
         self._check_target()
         self.index = LayoutIndex()
-        self.temporary = self.path.with_name(f"{self.path.name}.partial-{uuid.uuid4().hex}")
-        self._fd: int | None = None
         self._plan: fmt.ArchivePlan | None = None
         self._entries: dict[str, fmt.Entry] = {}
         self._written: set[str] = set()
         self._fallbacks: dict[tuple[str, str], tuple[Descriptor, frozenset[str]]] = {}
         self._referrers: dict[tuple[str, str], set[str]] = {}
-        self._index_reserved = 0
+        self._untagged: list[tuple[str, Descriptor]] = []
         self._lock = threading.Lock()
         self.sealed = False
         self.published = False
+        self.metadata: dict[str, str] = {}
 
     @property
     def name(self) -> str:
-        return f"archive:{self.path}"
+        return f"archive:{self.store.name}"
 
     def _check_target(self) -> None:
-        if self.path.exists() and not self.overwrite:
-            raise UsageError(f"archive {self.path} already exists; use --overwrite (OverwriteBlobs) to replace it")
+        if not self.overwrite and self.store.exists():
+            raise UsageError(f"archive {self.store.name} already exists; use --overwrite (OverwriteBlobs) "
+                             "to replace it")
 
     # -- planning -------------------------------------------------------------------------------
     def prepare(self, plan: WritePlan) -> None:
@@ -81,18 +121,21 @@ class ArchiveFileDestination:
             contents.setdefault(descriptor.digest, len(raw))
             full_index.set(repository, fallback_tag(subject_digest), descriptor)
         for blob in plan.blobs:
-            contents.setdefault(blob.digest, blob.size)
+            if blob.digest not in self.baseline:
+                contents.setdefault(blob.digest, blob.size)
         for artifact in plan.artifacts:
             for tag in artifact.tags:
                 full_index.set(artifact.repository, tag, artifact.root)
-        self._index_reserved = fmt.reserved_index_size(len(full_index.to_bytes()))
-        self._plan = fmt.plan_archive(len(LAYOUT_BYTES), self._index_reserved,
+            if not artifact.tags:  # untagged content is named repo@digest, a valid ref.name
+                self._untagged.append((artifact.repository, artifact.root))
+                full_index.set_name(f"{artifact.repository}@{artifact.root.digest}", artifact.root)
+        full_index.annotations.update(index_annotations(full_index))
+        reserved = fmt.reserved_index_size(len(full_index.to_bytes()))
+        self._plan = fmt.plan_archive(len(LAYOUT_BYTES), reserved,
                                       [(blob_path(d), size) for d, size in contents.items()])
         self._entries = self._plan.by_name()
-        self.temporary.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-        os.ftruncate(self._fd, self._plan.total_size)
-        self._pwrite(LAYOUT_BYTES, self._entries[LAYOUT_FILE].data_offset)
+        self.store.begin(self._plan)
+        self._write(self._entries[LAYOUT_FILE], LAYOUT_BYTES)
         for digest, raw in fallback_raw.items():
             self._put_bytes(digest, raw)
 
@@ -104,45 +147,33 @@ class ArchiveFileDestination:
             raise FerryError(f"{self.name}: {digest} was not in the write plan")
         return entry
 
-    def _pwrite(self, data: bytes, offset: int) -> None:
-        assert self._fd is not None
-        view = memoryview(data)
-        while view:
-            written = os.pwrite(self._fd, view, offset)
-            view, offset = view[written:], offset + written
+    def _write(self, entry: fmt.Entry, data: bytes) -> None:
+        if len(data) != entry.size:
+            raise IntegrityError(f"{entry.name}: {len(data)} bytes, but {entry.size} were planned")
+        self.store.write_entry(entry, [data])
+        with self._lock:
+            self._written.add(entry.name)
 
     def _put_bytes(self, digest: str, raw: bytes) -> None:
-        entry = self._entry(digest)
-        if len(raw) != entry.size:
-            raise IntegrityError(f"{digest}: {len(raw)} bytes, but {entry.size} were planned")
-        self._pwrite(raw, entry.data_offset)
-        with self._lock:
-            self._written.add(digest)
+        self._write(self._entry(digest), raw)
 
     # -- the Destination protocol ---------------------------------------------------------------
     def has_blob(self, repository: str, descriptor: Descriptor) -> bool:
+        if descriptor.digest in self.baseline:
+            return True
         with self._lock:
-            return descriptor.digest in self._written
+            return blob_path(descriptor.digest) in self._written
 
     def put_blob(self, repository: str, descriptor: Descriptor, opener: BlobOpener) -> int:
         entry = self._entry(descriptor.digest)
         if entry.size != descriptor.size:
             raise IntegrityError(f"blob {descriptor.digest}: descriptor says {descriptor.size} bytes, "
                                  f"the plan {entry.size}")
-        hasher = new_hasher(descriptor.digest)
-        written = 0
         with opener() as stream:
-            for chunk in stream:
-                if written + len(chunk) > entry.size:
-                    raise IntegrityError(f"blob {descriptor.digest}: more than the {entry.size} bytes described")
-                self._pwrite(chunk, entry.data_offset + written)
-                hasher.update(chunk)
-                written += len(chunk)
-        actual = f"{descriptor.digest.split(':', 1)[0]}:{hasher.hexdigest()}"
-        if actual != descriptor.digest or written != descriptor.size:
-            raise IntegrityError(f"blob {descriptor.digest}: received {written} bytes hashing to {actual}")
+            written = self.store.write_entry(
+                entry, verify_stream(stream, descriptor, what=f"blob {descriptor.digest}"))
         with self._lock:
-            self._written.add(descriptor.digest)
+            self._written.add(entry.name)
         return written
 
     def put_manifest(self, repository: str, descriptor: Descriptor, raw: bytes) -> None:
@@ -160,56 +191,41 @@ class ArchiveFileDestination:
             self._referrers.setdefault((repository, subject.digest), set()).add(referrer.digest)
 
     def commit(self) -> None:
-        """Seal the archive (headers, final index, end blocks, fsync), then publish unless held."""
-        if self._fd is None or self._plan is None:  # nothing was planned: every artifact failed
-            self._open_empty()
+        """Seal the archive (final index, headers, end blocks), then publish unless held."""
+        if self._plan is None:  # nothing was planned: every artifact failed
+            self.prepare(WritePlan(artifacts=(), blobs=(), manifests=()))
         assert self._plan is not None
         for (repository, subject_digest), (descriptor, members) in self._fallbacks.items():
             if self._referrers.get((repository, subject_digest), set()) >= members:
                 self.index.set(repository, fallback_tag(subject_digest), descriptor)
+        with self._lock:
+            for repository, root in self._untagged:
+                if blob_path(root.digest) in self._written:
+                    self.index.set_name(f"{repository}@{root.digest}", root)
+        self.index.annotations.update(index_annotations(self.index))
+        self.metadata = archive_metadata(self.index)
         index_entry = self._entries[INDEX_FILE]
-        self._pwrite(fmt.fit_index(self.index.to_bytes(), index_entry.size), index_entry.data_offset)
-        unused = 0
-        for entry in self._plan.entries:
-            name = entry.name
-            if name.startswith("blobs/") and name.split("/", 1)[1].replace("/", ":", 1) not in self._written:
-                name = f"{fmt.UNUSED_DIR}{unused}"
-                unused += 1
-            self._pwrite(fmt.tar_header(name, entry.size), entry.header_offset)
-        self._pwrite(fmt.END_OF_ARCHIVE, self._plan.total_size - len(fmt.END_OF_ARCHIVE))
-        assert self._fd is not None
-        os.fsync(self._fd)
-        os.close(self._fd)
-        self._fd = None
+        self._write(index_entry, fmt.fit_index(self.index.to_bytes(), index_entry.size))
+        with self._lock:
+            written = set(self._written)
+        self.store.seal(written)
         self.sealed = True
         if not self.hold:
             self.publish()
 
-    def _open_empty(self) -> None:
-        self.prepare(WritePlan(artifacts=(), blobs=(), manifests=()))
-
     def publish(self) -> None:
-        """Rename the sealed archive onto its final path (atomic on one file system)."""
+        """Make the sealed archive visible at its target (atomic)."""
         if not self.sealed:
             raise FerryError(f"{self.name}: publish() before commit()")
-        self._check_target()
-        os.replace(self.temporary, self.path)
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        self.store.publish(self.metadata, overwrite=self.overwrite)
         self.published = True
 
     def close(self) -> None:
-        """Drop the temporary file unless the archive was published."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        """Drop what was written unless the archive was published."""
         if not self.published:
-            self.temporary.unlink(missing_ok=True)
+            self.store.abort()
 
-    def __enter__(self) -> ArchiveFileDestination:
+    def __enter__(self) -> ArchiveDestination:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -217,47 +233,43 @@ class ArchiveFileDestination:
         self.close()
 
 
-class ArchiveFileSource(IndexedLayoutReader):
-    """Reads an OCI layout tar by random access: Ferry's archives, or any uncompressed OCI layout
-    tar (skopeo's ``oci-archive`` puts ``index.json`` last; the header walk finds it anywhere).
+class ArchiveSource(IndexedLayoutReader):
+    """Reads an OCI layout tar by random access through a :class:`~ferry.archive.ranges.RangeReader`:
+    Ferry's archives, or any uncompressed OCI layout tar (skopeo's ``oci-archive`` puts
+    ``index.json`` last; the header walk finds it anywhere).
 
     Opening walks the tar headers only (see :func:`ferry.archive.format.scan_members` for what is
-    rejected). Every entry's size is checked against the descriptor that asks for it, and bytes
-    are verified while streaming.
+    rejected) and checks blob ``metadata`` written by Ferry against the index. Every entry's size
+    is checked against the descriptor that asks for it, and bytes are verified while streaming.
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    def __init__(self, reader: RangeReader, metadata: dict[str, str] | None = None) -> None:
+        self.reader = reader
         try:
-            self._file = self.path.open("rb")
-        except FileNotFoundError as exc:
-            raise UsageError(f"archive {self.path} does not exist") from exc
-        except IsADirectoryError as exc:
-            raise UsageError(f"archive {self.path} is a directory (for an OCI layout use oci:DIR)") from exc
-        try:
-            total = os.fstat(self._file.fileno()).st_size
-            fmt.check_uncompressed(self._file.read(8), str(self.path))
-            self._file.seek(0)
-            self.members = fmt.scan_members(self._file, total, str(self.path))
+            fmt.check_uncompressed(reader.read(0, min(8, reader.size)), reader.name)
+            self.members = fmt.scan_members(io.BufferedReader(RangeFile(reader)), reader.size, reader.name)
             self.index = LayoutIndex.parse(self._read_member(self.members[INDEX_FILE]))
             self._check_index_sizes()
+            check_metadata(metadata or {}, self.index, reader.name)
         except BaseException:
-            self._file.close()
+            reader.close()
             raise
-        self._fd = self._file.fileno()
 
     @property
     def name(self) -> str:
-        return f"archive:{self.path}"
+        return f"archive:{self.reader.name}"
 
     def close(self) -> None:
-        self._file.close()
+        self.reader.close()
 
-    def __enter__(self) -> ArchiveFileSource:
+    def __enter__(self) -> ArchiveSource:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def has_entry(self, digest: str) -> bool:
+        return blob_path(digest) in self.members
 
     def _check_index_sizes(self) -> None:
         for entry in self.index.entries:
@@ -277,10 +289,7 @@ class ArchiveFileSource(IndexedLayoutReader):
         return member
 
     def _read_member(self, member: fmt.Member) -> bytes:
-        data = os.pread(self._file.fileno(), member.size, member.offset)
-        if len(data) != member.size:
-            raise IntegrityError(f"{self.name} is truncated inside entry {member.name}")
-        return data
+        return self.reader.read(member.offset, member.size)
 
     def _read(self, digest: str) -> bytes:
         return self._read_member(self._member(digest, "manifest"))
@@ -293,13 +302,5 @@ class ArchiveFileSource(IndexedLayoutReader):
     def open_blob(self, repository: str, descriptor: Descriptor) -> Iterator[Iterator[bytes]]:
         member = self._member(descriptor.digest, "blob")
         self._check_size(member, descriptor)
-        yield verify_stream(self._chunks(member), descriptor, what=f"blob {descriptor.digest} in {self.name}")
-
-    def _chunks(self, member: fmt.Member) -> Iterator[bytes]:
-        position, end = member.offset, member.offset + member.size
-        while position < end:
-            chunk = os.pread(self._fd, min(CHUNK, end - position), position)
-            if not chunk:
-                return  # verify_stream reports the truncation
-            position += len(chunk)
-            yield chunk
+        yield verify_stream(self.reader.stream(member.offset, member.size), descriptor,
+                            what=f"blob {descriptor.digest} in {self.name}")
