@@ -13,7 +13,6 @@ entry's data to a store; the store makes the result appear whole, at once, or no
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import os
 import threading
@@ -135,8 +134,9 @@ class FileStore:
 
 
 def block_id(data: bytes | memoryview) -> str:
-    """A block's ID: base64 of the hex SHA-256 of its bytes (64 characters, all IDs equally long)."""
-    return base64.b64encode(hashlib.sha256(data).hexdigest().encode()).decode()
+    """A block's ID: the hex SHA-256 of its bytes. All IDs are 64 characters, Azure's limit before
+    the base64 encoding the SDK applies."""
+    return hashlib.sha256(data).hexdigest()
 
 
 class BlockBlobStore:

@@ -13,6 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
+from ferry.archive.stores import BlockBlobStore
 from ferry.cli.copy_command import add_transfer_options
 from ferry.cli.locations import blob_cache, make_client, parse_location, resolve_credentials
 from ferry.cli.output import ProgressBar, human_bytes, print_json, print_summary, report_dict
@@ -171,6 +172,9 @@ def run_export(args: argparse.Namespace) -> int:
     extra: dict[str, Any] = {"archive": args.to if publish else None}
     if publish:
         extra["catalog_digest"] = destination.metadata.get("ferrycatalogdigest")
+    if isinstance(destination.store, BlockBlobStore):
+        extra["blocks_staged"] = destination.store.blocks_staged
+        extra["blocks_skipped"] = destination.store.blocks_skipped
     return _finish(report, args, extra)
 
 
