@@ -70,7 +70,8 @@ def test_export_copy_import_through_two_accounts(mode, registry, registry_b, con
     for kind in KINDS:
         assert skopeo_raw(registry_b.host, f"{mode}/{seeded[kind]}", "v1") == content[kind].raw
     # The signature and SBOM travelled with the multi-arch index.
-    _, raw = c.get_manifest(registry_b.url, f"{mode}/{seeded['multiarch']}", c.referrers_tag(content["multiarch"].digest))
+    fallback = c.referrers_tag(content["multiarch"].digest)
+    _, raw = c.get_manifest(registry_b.url, f"{mode}/{seeded['multiarch']}", fallback)
     assert {d["digest"] for d in json.loads(raw)["manifests"]} == {content["signature"].digest, content["sbom"].digest}
 
 

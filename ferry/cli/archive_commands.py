@@ -15,7 +15,7 @@ from rich.console import Console
 
 from ferry.archive.stores import BlockBlobStore
 from ferry.cli.copy_command import add_transfer_options
-from ferry.cli.locations import blob_cache, make_client, parse_location, resolve_credentials
+from ferry.cli.locations import blob_cache, make_client, resolve_credentials
 from ferry.cli.output import ProgressBar, human_bytes, print_json, print_summary, report_dict
 from ferry.copy import CopyOptions, CopyReport, CopyRequest, copy_artifacts
 from ferry.errors import NotFoundError, UsageError
@@ -155,7 +155,7 @@ def run_export(args: argparse.Namespace) -> int:
     if args.max_artifacts < 1:
         raise UsageError("--max-artifacts must be at least 1")
     baseline = load_baseline(args.baseline, args.connection_string) if args.baseline else frozenset()
-    registry = parse_location(args.refs[0]).registry
+    registry = args.refs[0].removeprefix("docker://").partition("/")[0]
     explicit = Credentials.parse(args.src_creds) if args.src_creds else None
     with ExitStack() as stack:
         client = stack.enter_context(make_client(registry, resolve_credentials(registry, explicit),

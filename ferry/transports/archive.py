@@ -285,7 +285,9 @@ class ArchiveSource(IndexedLayoutReader):
     def _member(self, descriptor_digest: str, what: str) -> fmt.Member:
         member = self.members.get(blob_path(descriptor_digest))
         if member is None:
-            raise NotFoundError(f"{what} {descriptor_digest} is missing from {self.name}")
+            hint = (" and from the target (an incremental archive needs its baseline imported first)"
+                    if what == "blob" else "")
+            raise NotFoundError(f"{what} {descriptor_digest} is missing from {self.name}{hint}")
         return member
 
     def _read_member(self, member: fmt.Member) -> bytes:
