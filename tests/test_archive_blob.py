@@ -152,3 +152,63 @@ def test_inspect_reads_a_blob(registry, seeded, storage, capsys):
     assert artifact["name"] == f"{seeded['multiarch']}:v1"
     assert sorted(artifact["platforms"]) == ["linux/amd64", "linux/arm64/v8"]
     assert data["shared_bytes"] == 0 and data["blobs"] > 0
+
+
+def _container_sas(azurite, container: str, expiry, **permissions) -> str:
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    return generate_container_sas("acct1", container, account_key=azurite.accounts["acct1"],
+                                  permission=ContainerSasPermissions(**permissions), expiry=expiry)
+
+
+def test_sas_from_key_vault_for_export_and_import(registry, registry_b, seeded, content, storage, azurite,
+                                                  keyvault, monkeypatch, capsys, caplog):
+    import logging
+    import secrets
+    from datetime import UTC, datetime, timedelta
+
+    from tests.harness.identity import CONFLICTING_ENV_VARS
+
+    for name in CONFLICTING_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in keyvault.identity.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("FERRY_KEYVAULT_CA_BUNDLE", str(keyvault.ca_bundle))
+    from ferry.storage import clear_client_cache
+
+    clear_client_cache()
+    expiry = datetime.now(UTC) + timedelta(hours=1)
+    write_sas = _container_sas(azurite, storage.container, expiry, read=True, write=True, create=True)
+    read_sas = _container_sas(azurite, storage.container, expiry, read=True)
+    write_uri = keyvault.set_secret(f"w{secrets.token_hex(4)}", write_sas)
+    read_uri = keyvault.set_secret(f"r{secrets.token_hex(4)}", read_sas)
+    target = storage.url("acct1", "kv.tar")  # no SAS in the URL, no connection string: Key Vault only
+    caplog.set_level(logging.DEBUG)
+    exported = run_ferry(capsys, "export", f"{registry.host}/{seeded['helm']}:v1", "--to", target,
+                         "--sas-secret", write_uri)
+    assert exported.code == 0, exported.err + exported.out
+    imported = run_ferry(capsys, "import", target, "--to", f"{registry_b.host}/kv", "--sas-secret", read_uri)
+    assert imported.code == 0, imported.err + imported.out
+    assert skopeo_raw(registry_b.host, f"kv/{seeded['helm']}", "v1") == content["helm"].raw
+    signatures = [part.split("=", 1)[1] for sas in (write_sas, read_sas) for part in sas.split("&")
+                  if part.startswith("sig=")]
+    output = exported.out + exported.err + imported.out + imported.err + caplog.text
+    assert signatures and not any(sig in output for sig in signatures)
+
+
+def test_expired_sas_fails_clearly_without_leaking_it(registry, registry_b, seeded, storage, azurite, capsys):
+    from datetime import UTC, datetime, timedelta
+
+    from ferry.storage import clear_client_cache
+
+    target = storage.url("acct1", "expired.tar")
+    assert run_ferry(capsys, "export", f"{registry.host}/{seeded['helm']}:v1", "--to", target,
+                     *storage.connection_args).code == 0
+    clear_client_cache()
+    expired = _container_sas(azurite, storage.container, datetime.now(UTC) - timedelta(hours=1), read=True)
+    result = run_ferry(capsys, "import", f"{target}?{expired}", "--to", f"{registry_b.host}/expired")
+    assert result.code != 0
+    assert "expired" in result.err.lower() or "sas" in result.err.lower()
+    signature = next(p.split("=", 1)[1] for p in expired.split("&") if p.startswith("sig="))
+    assert signature not in result.err + result.out
+    assert c.list_tags(registry_b.url, f"expired/{seeded['helm']}") == []

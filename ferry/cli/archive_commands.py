@@ -24,6 +24,7 @@ from ferry.oci.layout import REF_NAME
 from ferry.oci.manifest import parse_manifest, platform_string
 from ferry.reference import ArtifactSpec, is_valid_repository
 from ferry.registry.credentials import Credentials
+from ferry.storage import BlobLocation, ManagedIdentityAuth, SasTokenAuth, StorageAuth, auto_auth, delete_blob
 from ferry.transports.archive import ArchiveSource, is_blob_url, open_destination, open_source
 from ferry.transports.base import Destination, Source
 from ferry.transports.layout import is_fallback_tag
@@ -64,8 +65,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
     inspect = subparsers.add_parser("inspect", help="list what an archive (file or blob) holds")
     inspect.add_argument("archive", metavar="ARCHIVE")
-    inspect.add_argument("--connection-string", action="append", default=[], metavar="CS",
-                         help="storage connection string (repeatable; default $AZURE_STORAGE_CONNECTION_STRING)")
+    add_storage_options(inspect)
     inspect.add_argument("--json", action="store_true", help="print JSON (usable as an export --baseline)")
     inspect.set_defaults(handler=run_inspect)
 
@@ -73,9 +73,32 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--continue-on-errors", action="store_true",
                         help="skip and report failing artifacts, transfer the rest (ContinueOnErrors)")
+    add_storage_options(parser)
+    add_transfer_options(parser)
+
+
+def add_storage_options(parser: argparse.ArgumentParser) -> None:
+    """How to reach an archive blob, as ACR's storageAccessMode: a SAS (in the URL or in Key Vault),
+    a connection string, or a managed identity."""
     parser.add_argument("--connection-string", action="append", default=[], metavar="CS",
                         help="storage connection string (repeatable; default $AZURE_STORAGE_CONNECTION_STRING)")
-    add_transfer_options(parser)
+    parser.add_argument("--sas-secret", metavar="URI",
+                        help="Key Vault secret URI holding the archive's SAS token (storageAccessMode SasToken)")
+    parser.add_argument("--managed-identity", action="store_true",
+                        help="reach the archive with DefaultAzureCredential (storageAccessMode ManagedIdentity)")
+
+
+def archive_auth(target: str, args: argparse.Namespace) -> StorageAuth | None:
+    """The storage auth for a blob URL ``target`` from the options; None for a local file."""
+    if not is_blob_url(target):
+        return None
+    if args.sas_secret and args.managed_identity:
+        raise UsageError("give either --sas-secret or --managed-identity, not both")
+    if args.sas_secret:
+        return SasTokenAuth(secret_uri=args.sas_secret)
+    if args.managed_identity:
+        return ManagedIdentityAuth()
+    return auto_auth(BlobLocation.parse(target), args.connection_string)
 
 
 def _run_copy(source: Source, destination: Destination, requests: list[CopyRequest],
@@ -135,7 +158,7 @@ def export_requests(source: Source, refs: list[str], max_artifacts: int) -> tupl
     return registries.pop(), requests
 
 
-def load_baseline(text: str, connection_strings: list[str]) -> frozenset[str]:
+def load_baseline(text: str, args: argparse.Namespace) -> frozenset[str]:
     """Digests carried by an earlier archive, or listed in its ``ferry inspect --json`` catalog."""
     if not is_blob_url(text) and text.endswith(".json"):
         try:
@@ -146,7 +169,7 @@ def load_baseline(text: str, connection_strings: list[str]) -> frozenset[str]:
         if not isinstance(digests, list):
             raise UsageError(f"--baseline {text!r} has no 'blob_digests' list (make it with ferry inspect --json)")
         return frozenset(d for d in digests if isinstance(d, str))
-    with open_source(text, connection_strings=connection_strings) as baseline:
+    with open_source(text, storage_auth=archive_auth(text, args)) as baseline:
         return frozenset(name.split("/", 1)[1].replace("/", ":", 1) for name in baseline.members
                          if name.startswith("blobs/"))
 
@@ -154,7 +177,7 @@ def load_baseline(text: str, connection_strings: list[str]) -> frozenset[str]:
 def run_export(args: argparse.Namespace) -> int:
     if args.max_artifacts < 1:
         raise UsageError("--max-artifacts must be at least 1")
-    baseline = load_baseline(args.baseline, args.connection_string) if args.baseline else frozenset()
+    baseline = load_baseline(args.baseline, args) if args.baseline else frozenset()
     registry = args.refs[0].removeprefix("docker://").partition("/")[0]
     explicit = Credentials.parse(args.src_creds) if args.src_creds else None
     with ExitStack() as stack:
@@ -163,8 +186,7 @@ def run_export(args: argparse.Namespace) -> int:
         source = RegistrySource(client, blob_cache())
         _, requests = export_requests(source, args.refs, args.max_artifacts)
         destination = stack.enter_context(open_destination(
-            args.to, overwrite=args.overwrite, hold=True, baseline=baseline,
-            connection_strings=args.connection_string))
+            args.to, overwrite=args.overwrite, hold=True, baseline=baseline, storage_auth=archive_auth(args.to, args)))
         report = _run_copy(source, destination, requests, args)
         publish = report.ok or (args.continue_on_errors and any(a.ok for a in report.artifacts))
         if publish:
@@ -238,7 +260,7 @@ def run_import(args: argparse.Namespace) -> int:
     remaps = parse_remaps(args.remap)
     deleted = None
     with ExitStack() as stack:
-        source = stack.enter_context(open_source(args.archive, connection_strings=args.connection_string))
+        source = stack.enter_context(open_source(args.archive, storage_auth=archive_auth(args.archive, args)))
         requests = import_requests(source, prefix.strip("/"), remaps)
         explicit = Credentials.parse(args.dest_creds) if args.dest_creds else None
         client = stack.enter_context(make_client(registry, resolve_credentials(registry, explicit),
@@ -248,17 +270,14 @@ def run_import(args: argparse.Namespace) -> int:
         if args.delete_source_on_success and report.ok:
             verify_imported(destination, source, requests)
             source.close()
-            delete_archive(args.archive, args.connection_string)
+            delete_archive(args.archive, archive_auth(args.archive, args))
             deleted = args.archive
     return _finish(report, args, {"deleted_source": deleted} if args.delete_source_on_success else None)
 
 
-def delete_archive(target: str, connection_strings: list[str]) -> None:
+def delete_archive(target: str, auth: StorageAuth | None) -> None:
     if is_blob_url(target):
-        from ferry.storage import BlobLocation, auto_auth, delete_blob
-
-        location = BlobLocation.parse(target)
-        delete_blob(location, auto_auth(location, connection_strings))
+        delete_blob(BlobLocation.parse(target), auth)
     else:
         Path(target).unlink()
 
@@ -305,7 +324,7 @@ def inspect_archive(source: ArchiveSource) -> dict[str, Any]:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    with open_source(args.archive, connection_strings=args.connection_string) as source:
+    with open_source(args.archive, storage_auth=archive_auth(args.archive, args)) as source:
         data = inspect_archive(source)
     if args.json:
         print_json(data)

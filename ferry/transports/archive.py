@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from ferry.archive import format as fmt
 from ferry.archive.catalog import archive_metadata, check_metadata, index_annotations
@@ -27,6 +28,9 @@ from ferry.transports.base import BlobOpener, WritePlan
 from ferry.transports.layout import IndexedLayoutReader
 from ferry.transports.registry import fallback_tag
 
+if TYPE_CHECKING:
+    from ferry.storage import StorageAuth
+
 
 def is_blob_url(target: str) -> bool:
     return target.startswith(("http://", "https://"))
@@ -34,7 +38,7 @@ def is_blob_url(target: str) -> bool:
 
 def open_destination(target: str, *, overwrite: bool = False, hold: bool = False,
                      baseline: frozenset[str] = frozenset(), connection_strings: Sequence[str] = (),
-                     storage_auth: object = None) -> ArchiveDestination:
+                     storage_auth: StorageAuth | None = None) -> ArchiveDestination:
     """An archive destination at a file path or an Azure blob URL (auth: explicit, else auto)."""
     store: ArchiveStore
     if is_blob_url(target):
@@ -42,20 +46,21 @@ def open_destination(target: str, *, overwrite: bool = False, hold: bool = False
 
         location = BlobLocation.parse(target)
         auth = storage_auth or auto_auth(location, connection_strings)
-        store = BlockBlobStore(blob_client(location, auth), location.display)  # type: ignore[arg-type]
+        store = BlockBlobStore(blob_client(location, auth), location.display)
     else:
         store = FileStore(target)
     return ArchiveDestination(store, overwrite=overwrite, hold=hold, baseline=baseline)
 
 
-def open_source(target: str, *, connection_strings: Sequence[str] = (), storage_auth: object = None) -> ArchiveSource:
+def open_source(target: str, *, connection_strings: Sequence[str] = (),
+                storage_auth: StorageAuth | None = None) -> ArchiveSource:
     """An archive source at a file path or an Azure blob URL; Ferry metadata on a blob is checked."""
     if is_blob_url(target):
         from ferry.storage import BlobLocation, auto_auth, blob_client
 
         location = BlobLocation.parse(target)
         auth = storage_auth or auto_auth(location, connection_strings)
-        reader = BlobRangeReader(blob_client(location, auth), location.display)  # type: ignore[arg-type]
+        reader = BlobRangeReader(blob_client(location, auth), location.display)
         return ArchiveSource(reader, reader.metadata)
     return ArchiveSource(FileRangeReader(target))
 
