@@ -17,6 +17,8 @@ Export (registry → archive), import (archive → registry) and registry → re
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import logging
 import threading
 import time
@@ -25,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
 from ferry.errors import ConflictError, FerryError
 from ferry.oci import mediatypes as mt
@@ -136,7 +138,9 @@ class CopyReport:
 
 
 @dataclass
-class _Plan:
+class ArtifactPlan:
+    """One artifact's walked graph: what to write, in order, and its result so far."""
+
     request: CopyRequest
     result: ArtifactResult
     root: Descriptor | None = None
@@ -146,11 +150,140 @@ class _Plan:
     blobs: dict[str, Descriptor] = field(default_factory=dict)
     failed: bool = False
 
-    def fail(self, error: BaseException) -> None:
+    def fail(self, error: BaseException | str) -> None:
         self.failed = True
         if self.result.error is None:
             self.result.error = redact(str(error))
         self.result.status = "failed"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "request": dataclasses.asdict(self.request),
+            "result": dataclasses.asdict(self.result),
+            "root": self.root.to_json() if self.root else None,
+            "root_raw": _b64(self.root_raw),
+            "manifests": [[d.to_json(), _b64(raw)] for d, raw in self.manifests],
+            "referrer_links": [[s.to_json(), r.to_json()] for s, r in self.referrer_links],
+            "blobs": [b.to_json() for b in self.blobs.values()],
+            "failed": self.failed,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ArtifactPlan:
+        request = data["request"]
+        return cls(
+            request=CopyRequest(request["source_repository"], request["source_reference"],
+                                request["target_repository"], tuple(request["target_tags"])),
+            result=ArtifactResult(**data["result"]),
+            root=Descriptor.from_json(data["root"]) if data["root"] else None,
+            root_raw=base64.b64decode(data["root_raw"]),
+            manifests=[(Descriptor.from_json(d), base64.b64decode(raw)) for d, raw in data["manifests"]],
+            referrer_links=[(Descriptor.from_json(s), Descriptor.from_json(r)) for s, r in data["referrer_links"]],
+            blobs={b["digest"]: Descriptor.from_json(b) for b in data["blobs"]},
+            failed=data["failed"],
+        )
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one blob goes: the target repository, its descriptor and the source repository to read."""
+
+    target: str
+    descriptor: Descriptor
+    source: str
+
+
+@dataclass
+class CopyPlan:
+    """A whole run, walked: per-artifact plans and, per unique blob, every place it must land.
+
+    Serializable (:meth:`to_json`), so a Durable orchestration can plan in one activity, move
+    blobs in batches in others, and finish in a last one (:func:`transfer_blobs`, :func:`finish_copy`).
+    """
+
+    artifacts: list[ArtifactPlan]
+    placements: dict[str, list[Placement]] = field(default_factory=dict)
+
+    @property
+    def live(self) -> list[ArtifactPlan]:
+        return [a for a in self.artifacts if not a.failed]
+
+    @property
+    def bytes_total(self) -> int:
+        return sum(group[0].descriptor.size for group in self.placements.values())
+
+    def write_plan(self) -> WritePlan:
+        manifests: dict[str, tuple[Descriptor, bytes]] = {}
+        live = self.live
+        for plan in live:
+            for descriptor, raw in plan.manifests:
+                manifests.setdefault(descriptor.digest, (descriptor, raw))
+        return WritePlan(
+            artifacts=tuple(PlannedArtifact(p.request.target_repository, p.request.target_tags, p.root)
+                            for p in live if p.root is not None),
+            blobs=tuple(group[0].descriptor for group in self.placements.values()),
+            manifests=tuple(manifests.values()),
+            referrers=tuple((p.request.target_repository, subject, referrer)
+                            for p in live for subject, referrer in p.referrer_links),
+        )
+
+    def batches(self, max_bytes: int = 512 * 1024 * 1024, max_blobs: int = 64) -> list[list[str]]:
+        """Blob digests grouped for fan-out: biggest first, each batch under ``max_bytes`` (a blob
+        larger than that gets a batch of its own) and ``max_blobs``."""
+        ordered = sorted(self.placements, key=lambda d: -self.placements[d][0].descriptor.size)
+        batches: list[list[str]] = []
+        current: list[str] = []
+        size = 0
+        for digest in ordered:
+            blob_size = self.placements[digest][0].descriptor.size
+            if current and (size + blob_size > max_bytes or len(current) >= max_blobs):
+                batches.append(current)
+                current, size = [], 0
+            current.append(digest)
+            size += blob_size
+        if current:
+            batches.append(current)
+        return batches
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "artifacts": [a.to_json() for a in self.artifacts],
+            "placements": {d: [[p.target, p.descriptor.to_json(), p.source] for p in group]
+                           for d, group in self.placements.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CopyPlan:
+        return cls(
+            artifacts=[ArtifactPlan.from_json(a) for a in data["artifacts"]],
+            placements={d: [Placement(t, Descriptor.from_json(desc), src) for t, desc, src in group]
+                        for d, group in data["placements"].items()},
+        )
+
+
+@dataclass
+class BlobBatchResult:
+    """What one batch of blobs did: counters, and an error message per digest that failed."""
+
+    errors: dict[str, str] = field(default_factory=dict)
+    uploaded: int = 0
+    mounted: int = 0
+    skipped: int = 0
+    bytes_uploaded: int = 0
+
+    def merge(self, other: BlobBatchResult) -> None:
+        self.errors.update(other.errors)
+        self.uploaded += other.uploaded
+        self.mounted += other.mounted
+        self.skipped += other.skipped
+        self.bytes_uploaded += other.bytes_uploaded
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BlobBatchResult:
+        return cls(**data)
 
 
 def copy_artifacts(
@@ -160,65 +293,96 @@ def copy_artifacts(
 
     Failures of one artifact (not found, denied, digest mismatch, tag conflict) are recorded in
     its :class:`ArtifactResult` and the others proceed. ``destination.commit()`` is called at the end.
+    This is :func:`plan_copy`, then :func:`transfer_blobs` of every blob, then :func:`finish_copy`.
     """
     options = options or CopyOptions()
     started = time.monotonic()
-    plans = [_Plan(request=r, result=ArtifactResult(source=r.source_label, target=r.target_label)) for r in requests]
-    with ThreadPoolExecutor(max_workers=max(1, options.parallelism), thread_name_prefix="ferry-copy") as pool:
-        list(pool.map(lambda plan: _plan_artifact(source, destination, plan, options), plans))
-        report = CopyReport(artifacts=[p.result for p in plans])
-        live = [p for p in plans if not p.failed]
-        if options.all_or_nothing and len(live) < len(plans):
-            _hold_back(live, "not written: another artifact failed while planning (no ContinueOnErrors)")
-            live = []
-        placements = _blob_placements(live)
-        report.blobs_total = len(placements)
-        report.bytes_total = sum(group[0][1].size for group in placements.values())
-        if isinstance(destination, PlanAware):
-            destination.prepare(_write_plan(live, placements))
-        if options.progress:
-            options.progress.planned(report.bytes_total, report.blobs_total, len(plans))
-        counters = _Counters()
-        blob_errors: dict[str, BaseException] = {}
-        jobs = [(digest, group) for digest, group in placements.items()]
-        jobs.sort(key=lambda job: -job[1][0][1].size)  # big blobs first keeps all workers busy
-
-        def run_blob(job: tuple[str, list[tuple[str, Descriptor, str]]]) -> None:
-            digest, group = job
-            try:
-                _transfer_blob(source, destination, group, counters, options.progress)
-            except FerryError as exc:
-                blob_errors[digest] = exc
-            except Exception as exc:  # a bug or an unexpected library error: report, don't hang the run
-                log.exception("unexpected error copying blob %s", digest)
-                blob_errors[digest] = exc
-
-        list(pool.map(run_blob, jobs))
-        for plan in live:
-            for digest in plan.blobs:
-                if digest in blob_errors:
-                    plan.fail(blob_errors[digest])
-                    break
-        if options.all_or_nothing and any(p.failed for p in live):
-            _hold_back([p for p in live if not p.failed],
-                       "not tagged: another artifact failed while copying blobs (no ContinueOnErrors)")
-        list(pool.map(lambda plan: _write_manifests_and_tags(destination, plan, options), live))
-    destination.commit()
-    report.blobs_uploaded = counters.uploaded
-    report.blobs_mounted = counters.mounted
-    report.blobs_skipped = counters.skipped
-    report.bytes_uploaded = counters.bytes_uploaded
+    plan = plan_copy(source, destination, requests, options)
+    if isinstance(destination, PlanAware):
+        destination.prepare(plan.write_plan())
+    if options.progress:
+        options.progress.planned(plan.bytes_total, len(plan.placements), len(plan.artifacts))
+    transferred = transfer_blobs(source, destination, plan, list(plan.placements), options)
+    report = finish_copy(destination, plan, transferred, options)
     report.seconds = time.monotonic() - started
     return report
 
 
-def _hold_back(plans: list[_Plan], reason: str) -> None:
+def plan_copy(source: Source, destination: Destination, requests: list[CopyRequest],
+              options: CopyOptions | None = None) -> CopyPlan:
+    """Walk every request's graph (in parallel) and place each unique blob; reads only.
+
+    Tag conflicts are found here, before anything is written. With ``all_or_nothing``, one
+    failure holds every artifact back.
+    """
+    options = options or CopyOptions()
+    artifacts = [ArtifactPlan(request=r, result=ArtifactResult(source=r.source_label, target=r.target_label))
+                 for r in requests]
+    with ThreadPoolExecutor(max_workers=max(1, options.parallelism), thread_name_prefix="ferry-plan") as pool:
+        list(pool.map(lambda plan: _plan_artifact(source, destination, plan, options), artifacts))
+    plan = CopyPlan(artifacts)
+    if options.all_or_nothing and any(a.failed for a in artifacts):
+        _hold_back(plan.live, "not written: another artifact failed while planning (no ContinueOnErrors)")
+    plan.placements = _blob_placements(plan.live)
+    return plan
+
+
+def transfer_blobs(source: Source, destination: Destination, plan: CopyPlan, digests: list[str],
+                   options: CopyOptions | None = None) -> BlobBatchResult:
+    """Make each of ``digests`` present wherever ``plan`` places it, in parallel; never raises per blob."""
+    options = options or CopyOptions()
+    counters = _Counters()
+    errors: dict[str, str] = {}
+    jobs = sorted(digests, key=lambda d: -plan.placements[d][0].descriptor.size)  # big first: workers stay busy
+
+    def run_blob(digest: str) -> None:
+        try:
+            _transfer_blob(source, destination, plan.placements[digest], counters, options.progress)
+        except FerryError as exc:
+            errors[digest] = redact(str(exc))
+        except Exception as exc:  # a bug or an unexpected library error: report, don't hang the run
+            log.exception("unexpected error copying blob %s", digest)
+            errors[digest] = redact(f"{type(exc).__name__}: {exc}")
+
+    with ThreadPoolExecutor(max_workers=max(1, options.parallelism), thread_name_prefix="ferry-blob") as pool:
+        list(pool.map(run_blob, jobs))
+    return BlobBatchResult(errors=errors, uploaded=counters.uploaded, mounted=counters.mounted,
+                           skipped=counters.skipped, bytes_uploaded=counters.bytes_uploaded)
+
+
+def finish_copy(destination: Destination, plan: CopyPlan, transferred: BlobBatchResult,
+                options: CopyOptions | None = None) -> CopyReport:
+    """Fail artifacts whose blobs failed, then write manifests, referrers and tags, then commit."""
+    options = options or CopyOptions()
+    live = plan.live
+    for artifact in live:
+        for digest in artifact.blobs:
+            if digest in transferred.errors:
+                artifact.fail(transferred.errors[digest])
+                break
+    if options.all_or_nothing and any(a.failed for a in live):
+        _hold_back([a for a in live if not a.failed],
+                   "not tagged: another artifact failed while copying blobs (no ContinueOnErrors)")
+    with ThreadPoolExecutor(max_workers=max(1, options.parallelism), thread_name_prefix="ferry-write") as pool:
+        list(pool.map(lambda artifact: _write_manifests_and_tags(destination, artifact, options), plan.artifacts))
+    destination.commit()
+    return CopyReport(
+        artifacts=[a.result for a in plan.artifacts], blobs_total=len(plan.placements),
+        blobs_uploaded=transferred.uploaded, blobs_mounted=transferred.mounted, blobs_skipped=transferred.skipped,
+        bytes_total=plan.bytes_total, bytes_uploaded=transferred.bytes_uploaded)
+
+
+def _hold_back(plans: list[ArtifactPlan], reason: str) -> None:
     for plan in plans:
         plan.fail(FerryError(reason))
 
 
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
 # -- planning -------------------------------------------------------------------------------
-def _plan_artifact(source: Source, destination: Destination, plan: _Plan, options: CopyOptions) -> None:
+def _plan_artifact(source: Source, destination: Destination, plan: ArtifactPlan, options: CopyOptions) -> None:
     request = plan.request
     try:
         root = source.resolve(request.source_repository, request.source_reference)
@@ -267,7 +431,7 @@ def _select_platforms(
     return Descriptor.for_bytes(mt.OCI_INDEX, new_raw), new_raw
 
 
-def _walk(source: Source, repository: str, descriptor: Descriptor, raw: bytes, plan: _Plan,
+def _walk(source: Source, repository: str, descriptor: Descriptor, raw: bytes, plan: ArtifactPlan,
           seen: set[str], include_referrers: bool) -> None:
     """Add ``descriptor`` and everything below it to ``plan`` in write order (children first)."""
     if descriptor.digest in seen:
@@ -294,30 +458,15 @@ def _walk(source: Source, repository: str, descriptor: Descriptor, raw: bytes, p
             plan.referrer_links.append((descriptor, referrer))
 
 
-def _blob_placements(plans: list[_Plan]) -> dict[str, list[tuple[str, Descriptor, str]]]:
-    """digest -> [(target repository, descriptor, source repository)], each target once."""
-    placements: dict[str, list[tuple[str, Descriptor, str]]] = {}
+def _blob_placements(plans: list[ArtifactPlan]) -> dict[str, list[Placement]]:
+    """digest -> placements, each target repository once."""
+    placements: dict[str, list[Placement]] = {}
     for plan in plans:
         for digest, blob in plan.blobs.items():
             group = placements.setdefault(digest, [])
-            if all(target != plan.request.target_repository for target, _, _ in group):
-                group.append((plan.request.target_repository, blob, plan.request.source_repository))
+            if all(p.target != plan.request.target_repository for p in group):
+                group.append(Placement(plan.request.target_repository, blob, plan.request.source_repository))
     return placements
-
-
-def _write_plan(plans: list[_Plan], placements: dict[str, list[tuple[str, Descriptor, str]]]) -> WritePlan:
-    manifests: dict[str, tuple[Descriptor, bytes]] = {}
-    for plan in plans:
-        for descriptor, raw in plan.manifests:
-            manifests.setdefault(descriptor.digest, (descriptor, raw))
-    return WritePlan(
-        artifacts=tuple(PlannedArtifact(p.request.target_repository, p.request.target_tags, p.root)
-                        for p in plans if p.root is not None),
-        blobs=tuple(group[0][1] for group in placements.values()),
-        manifests=tuple(manifests.values()),
-        referrers=tuple((p.request.target_repository, subject, referrer)
-                        for p in plans for subject, referrer in p.referrer_links),
-    )
 
 
 # -- transfer -------------------------------------------------------------------------------
@@ -334,13 +483,14 @@ class _Counters:
             self.bytes_uploaded += nbytes
 
 
-def _transfer_blob(source: Source, destination: Destination, group: list[tuple[str, Descriptor, str]],
+def _transfer_blob(source: Source, destination: Destination, group: list[Placement],
                    counters: _Counters, progress: ProgressListener | None) -> None:
     """Make one digest present in every target repository of ``group``, moving its bytes at most once."""
     can_mount = isinstance(destination, BlobMounter)
     same_store = source.name == destination.name
     present_in: str | None = None
-    for index, (target, descriptor, source_repository) in enumerate(group):
+    for index, placement in enumerate(group):
+        target, descriptor, source_repository = placement.target, placement.descriptor, placement.source
         if destination.has_blob(target, descriptor):
             counters.add(skipped=1)
             if progress and index == 0:
@@ -388,7 +538,7 @@ def _count(stream: Iterator[bytes], advance: Callable[[int], None]) -> Iterator[
         yield chunk
 
 
-def _write_manifests_and_tags(destination: Destination, plan: _Plan, options: CopyOptions) -> None:
+def _write_manifests_and_tags(destination: Destination, plan: ArtifactPlan, options: CopyOptions) -> None:
     if plan.failed or plan.root is None:
         if options.progress:
             options.progress.artifact_done(plan.result)
