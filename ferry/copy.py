@@ -91,6 +91,10 @@ class CopyOptions:
     progress: ProgressListener | None = None
     #: Without ContinueOnErrors: if any artifact fails, no manifest or tag of any artifact is written.
     all_or_nothing: bool = False
+    #: Copy non-distributable (foreign) layers like any blob, fetched from their URLs if the source
+    #: registry lacks them (for air-gapped targets). Without it they stay at their URLs, except
+    #: those a source holds as entries (an archive exported with this option), which are carried on.
+    include_foreign_layers: bool = False
 
 
 @dataclass
@@ -389,7 +393,8 @@ def _plan_artifact(source: Source, destination: Destination, plan: ArtifactPlan,
         raw = source.fetch_manifest(request.source_repository, root)
         root, raw = _select_platforms(source, request.source_repository, root, raw, options.platforms)
         plan.root, plan.root_raw = root, raw
-        _walk(source, request.source_repository, root, raw, plan, set(), options.include_referrers)
+        _walk(source, request.source_repository, root, raw, plan, set(), options.include_referrers,
+              options.include_foreign_layers)
         for tag in request.target_tags:
             existing = destination.get_tag(request.target_repository, tag)
             if existing is not None and existing.digest != root.digest and not options.overwrite_tags:
@@ -432,20 +437,22 @@ def _select_platforms(
 
 
 def _walk(source: Source, repository: str, descriptor: Descriptor, raw: bytes, plan: ArtifactPlan,
-          seen: set[str], include_referrers: bool) -> None:
+          seen: set[str], include_referrers: bool, include_foreign: bool = False) -> None:
     """Add ``descriptor`` and everything below it to ``plan`` in write order (children first)."""
     if descriptor.digest in seen:
         return
     seen.add(descriptor.digest)
     parsed = parse_manifest(raw, descriptor.media_type)
     for child in parsed.manifests:
-        _walk(source, repository, child, source.fetch_manifest(repository, child), plan, seen, include_referrers)
+        _walk(source, repository, child, source.fetch_manifest(repository, child), plan, seen, include_referrers,
+              include_foreign)
         if child.platform:
             name = platform_string(child.platform)
             if name != "unknown/unknown" and name not in plan.result.platforms:
                 plan.result.platforms.append(name)
     for blob in parsed.blobs:
-        if mt.is_non_distributable(blob.media_type) and blob.urls:
+        if mt.is_non_distributable(blob.media_type) and blob.urls and not (
+                include_foreign or _holds_entry(source, blob.digest)):
             continue  # foreign layers stay at their URLs, as registries keep them
         plan.blobs.setdefault(blob.digest, blob)
     plan.manifests.append((descriptor, raw))
@@ -454,8 +461,14 @@ def _walk(source: Source, repository: str, descriptor: Descriptor, raw: bytes, p
             if referrer.digest in seen:
                 continue
             referrer_raw = source.fetch_manifest(repository, referrer)
-            _walk(source, repository, referrer, referrer_raw, plan, seen, include_referrers)
+            _walk(source, repository, referrer, referrer_raw, plan, seen, include_referrers, include_foreign)
             plan.referrer_links.append((descriptor, referrer))
+
+
+def _holds_entry(source: Source, digest: str) -> bool:
+    """Whether ``source`` is an archive holding ``digest`` (only archives answer ``has_entry``)."""
+    has_entry = getattr(source, "has_entry", None)
+    return bool(has_entry(digest)) if callable(has_entry) else False
 
 
 def _blob_placements(plans: list[ArtifactPlan]) -> dict[str, list[Placement]]:

@@ -19,7 +19,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ferry.archive import format as fmt
 from ferry.errors import FerryError, UsageError
@@ -59,6 +59,13 @@ class ArchiveStore(Protocol):
 
     def abort(self) -> None:
         """Drop whatever was written, unless it was published."""
+        ...
+
+    def export_state(self) -> dict[str, Any]:
+        """What another process needs to seal this archive (see :meth:`import_state`)."""
+        ...
+
+    def import_state(self, state: dict[str, Any]) -> None:
         ...
 
 
@@ -124,6 +131,13 @@ class FileStore:
             self._fd = None
         if not self._published:
             self.temporary.unlink(missing_ok=True)
+
+    def export_state(self) -> dict[str, Any]:
+        raise UsageError(f"archive {self.name}: a local file is written by one process; "
+                         "fan-out across activities needs a blob URL")
+
+    def import_state(self, state: dict[str, Any]) -> None:
+        self.export_state()
 
     def _pwrite(self, data: bytes, offset: int) -> None:
         assert self._fd is not None
@@ -230,6 +244,14 @@ class BlockBlobStore:
     def abort(self) -> None:
         """Uncommitted blocks expire on their own (Azure drops them after a week); they also make a
         re-run faster, so nothing is deleted."""
+
+    def export_state(self) -> dict[str, Any]:
+        with self._lock:
+            return {"pieces": {name: list(ids) for name, ids in self._pieces.items()}}
+
+    def import_state(self, state: dict[str, Any]) -> None:
+        with self._lock:
+            self._pieces.update(state["pieces"])
 
     def _stage(self, data: bytes | memoryview) -> str:
         from ferry.storage import translate_errors

@@ -5,7 +5,6 @@ or an Azure blob (``https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB`` or Az
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
 from contextlib import ExitStack, nullcontext
 from pathlib import Path
@@ -13,19 +12,20 @@ from typing import Any
 
 from rich.console import Console
 
+from ferry.archive.requests import export_requests, import_requests, parse_remaps, verify_imported
 from ferry.archive.stores import BlockBlobStore
 from ferry.cli.copy_command import add_transfer_options
-from ferry.cli.locations import blob_cache, make_client, resolve_credentials
+from ferry.cli.locations import blob_cache, make_client
 from ferry.cli.output import ProgressBar, human_bytes, print_json, print_summary, report_dict
 from ferry.copy import CopyOptions, CopyReport, CopyRequest, copy_artifacts
-from ferry.errors import NotFoundError, UsageError
+from ferry.errors import UsageError
 from ferry.oci import mediatypes as mt
 from ferry.oci.layout import REF_NAME
 from ferry.oci.manifest import parse_manifest, platform_string
-from ferry.reference import ArtifactSpec, is_valid_repository
 from ferry.registry.credentials import Credentials
-from ferry.storage import BlobLocation, ManagedIdentityAuth, SasTokenAuth, StorageAuth, auto_auth, delete_blob
-from ferry.transports.archive import ArchiveSource, is_blob_url, open_destination, open_source
+from ferry.registry.dockerconfig import resolve_credentials
+from ferry.storage import BlobLocation, ManagedIdentityAuth, SasTokenAuth, StorageAuth, auto_auth
+from ferry.transports.archive import ArchiveSource, delete_archive, is_blob_url, open_destination, open_source
 from ferry.transports.base import Destination, Source
 from ferry.transports.layout import is_fallback_tag
 from ferry.transports.registry import RegistryDestination, RegistrySource
@@ -46,6 +46,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
                         help="leave out blobs that this earlier archive (or its `ferry inspect --json`) carried")
     export.add_argument("--max-artifacts", type=int, default=DEFAULT_MAX_ARTIFACTS, metavar="N",
                         help=f"refuse to export more than N artifacts (default {DEFAULT_MAX_ARTIFACTS})")
+    export.add_argument("--include-foreign-layers", action="store_true",
+                        help="ship non-distributable (foreign) layers inside the archive, fetched from their URLs, "
+                             "for air-gapped targets (default: keep only their URLs, as registries do)")
     _common(export)
     export.set_defaults(handler=run_export)
 
@@ -102,11 +105,13 @@ def archive_auth(target: str, args: argparse.Namespace) -> StorageAuth | None:
 
 
 def _run_copy(source: Source, destination: Destination, requests: list[CopyRequest],
-              args: argparse.Namespace, overwrite_tags: bool = False) -> CopyReport:
+              args: argparse.Namespace, overwrite_tags: bool = False,
+              include_foreign_layers: bool = False) -> CopyReport:
     if args.parallel < 1:
         raise UsageError("--parallel must be at least 1")
     options = CopyOptions(overwrite_tags=overwrite_tags, include_referrers=not args.no_referrers,
-                          parallelism=args.parallel, all_or_nothing=not args.continue_on_errors)
+                          parallelism=args.parallel, all_or_nothing=not args.continue_on_errors,
+                          include_foreign_layers=include_foreign_layers)
     console = Console(stderr=True)
     bar = ProgressBar(console, f"{len(requests)} artifact(s)") if console.is_terminal and not args.json else None
     with bar if bar else nullcontext():
@@ -126,38 +131,6 @@ def _finish(report: CopyReport, args: argparse.Namespace, extra: dict[str, Any] 
 
 
 # -- export ----------------------------------------------------------------------------------
-def export_requests(source: Source, refs: list[str], max_artifacts: int) -> tuple[str, list[CopyRequest]]:
-    """The registry and one request per artifact: ``repo`` means ``latest``; a tag glob or ``*``
-    expands over the repository's tags; ``repo@digest`` is exported untagged."""
-    registries: set[str] = set()
-    requests: list[CopyRequest] = []
-    for ref in refs:
-        host, _, rest = ref.removeprefix("docker://").partition("/")
-        if not rest or not ("." in host or ":" in host or host == "localhost"):
-            raise UsageError(f"REF {ref!r} must be HOST/repo[:tag|:GLOB|@digest]")
-        registries.add(host)
-        spec = ArtifactSpec.parse(rest, allow_glob=True)
-        if spec.digest:
-            tags: tuple[str, ...] = (spec.tag,) if spec.tag else ()
-            requests.append(CopyRequest(spec.repository, spec.digest, spec.repository, tags))
-        elif spec.is_glob:
-            assert spec.tag is not None
-            matched = sorted(t for t in source.list_tags(spec.repository)
-                             if fnmatch.fnmatchcase(t, spec.tag) and not is_fallback_tag(t))
-            if not matched:
-                raise UsageError(f"REF {ref!r}: no tag of {spec.repository} matches {spec.tag!r}")
-            requests += [CopyRequest(spec.repository, t, spec.repository, (t,)) for t in matched]
-        else:
-            assert spec.tag is not None
-            requests.append(CopyRequest(spec.repository, spec.tag, spec.repository, (spec.tag,)))
-        if len(requests) > max_artifacts:
-            raise UsageError(f"the export names more than --max-artifacts {max_artifacts} artifacts "
-                             f"(at least {len(requests)}); raise the limit or split the export")
-    if len(registries) != 1:
-        raise UsageError(f"every REF must come from one registry; got {', '.join(sorted(registries))}")
-    return registries.pop(), requests
-
-
 def load_baseline(text: str, args: argparse.Namespace) -> frozenset[str]:
     """Digests carried by an earlier archive, or listed in its ``ferry inspect --json`` catalog."""
     if not is_blob_url(text) and text.endswith(".json"):
@@ -187,7 +160,7 @@ def run_export(args: argparse.Namespace) -> int:
         _, requests = export_requests(source, args.refs, args.max_artifacts)
         destination = stack.enter_context(open_destination(
             args.to, overwrite=args.overwrite, hold=True, baseline=baseline, storage_auth=archive_auth(args.to, args)))
-        report = _run_copy(source, destination, requests, args)
+        report = _run_copy(source, destination, requests, args, include_foreign_layers=args.include_foreign_layers)
         publish = report.ok or (args.continue_on_errors and any(a.ok for a in report.artifacts))
         if publish:
             destination.publish()
@@ -201,58 +174,6 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 # -- import ----------------------------------------------------------------------------------
-def parse_remaps(values: list[str]) -> list[tuple[str, str]]:
-    remaps = []
-    for value in values:
-        old, sep, new = value.partition("=")
-        if not sep or not is_valid_repository(old) or not is_valid_repository(new):
-            raise UsageError(f"--remap {value!r} must be FROM=TO with two repository paths")
-        remaps.append((old, new))
-    return remaps
-
-
-def target_repository(repository: str, prefix: str, remaps: list[tuple[str, str]]) -> str:
-    for old, new in remaps:
-        if repository == old or repository.startswith(old + "/"):
-            repository = new + repository[len(old):]
-            break
-    target = f"{prefix}/{repository}" if prefix else repository
-    if not is_valid_repository(target):
-        raise UsageError(f"target repository {target!r} is not valid")
-    return target
-
-
-def import_requests(source: ArchiveSource, prefix: str, remaps: list[tuple[str, str]]) -> list[CopyRequest]:
-    """One request per ``repo:tag`` (or untagged ``repo@digest``) named in the archive's index.json."""
-    requests = []
-    for entry in source.index.entries:
-        name = entry.annotations.get(REF_NAME, "")
-        if "@" in name:
-            repository, _, digest = name.partition("@")
-            requests.append(CopyRequest(repository, digest, target_repository(repository, prefix, remaps), ()))
-            continue
-        repository, sep, tag = name.rpartition(":")
-        if not sep or "/" in tag or not repository:
-            raise UsageError(f"{source.name}: index.json entry {name or entry.digest!r} is not named repo:tag")
-        if is_fallback_tag(tag):
-            continue
-        requests.append(CopyRequest(repository, tag, target_repository(repository, prefix, remaps), (tag,)))
-    if not requests:
-        raise UsageError(f"{source.name} names no artifact (no repo:tag in index.json)")
-    return requests
-
-
-def verify_imported(destination: RegistryDestination, source: ArchiveSource, requests: list[CopyRequest]) -> None:
-    """Raise unless every request's tag (or untagged root) is present in the target as in the archive."""
-    for request in requests:
-        expected = source.resolve(request.source_repository, request.source_reference)
-        for tag in request.target_tags or (expected.digest,):
-            found = destination.client.head_manifest(request.target_repository, tag)
-            if found is None or found.digest != expected.digest:
-                raise NotFoundError(f"{request.target_repository}:{tag} is not {expected.digest} in the target; "
-                                    "the archive was kept")
-
-
 def run_import(args: argparse.Namespace) -> int:
     registry, _, prefix = args.to.removeprefix("docker://").partition("/")
     if not registry:
@@ -273,13 +194,6 @@ def run_import(args: argparse.Namespace) -> int:
             delete_archive(args.archive, archive_auth(args.archive, args))
             deleted = args.archive
     return _finish(report, args, {"deleted_source": deleted} if args.delete_source_on_success else None)
-
-
-def delete_archive(target: str, auth: StorageAuth | None) -> None:
-    if is_blob_url(target):
-        delete_blob(BlobLocation.parse(target), auth)
-    else:
-        Path(target).unlink()
 
 
 # -- inspect ---------------------------------------------------------------------------------
@@ -306,7 +220,7 @@ def inspect_archive(source: ArchiveSource) -> dict[str, Any]:
                     platforms.append(platform_string(child.platform))
                 stack.append(child)
             for blob in parsed.blobs:
-                if not (mt.is_non_distributable(blob.media_type) and blob.urls):
+                if not (mt.is_non_distributable(blob.media_type) and blob.urls) or source.has_entry(blob.digest):
                     users.setdefault(blob.digest, set()).add(name)
                     sizes[blob.digest] = blob.size
                     seen.add(blob.digest)

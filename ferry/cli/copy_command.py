@@ -8,12 +8,13 @@ from contextlib import ExitStack, nullcontext
 
 from rich.console import Console
 
-from ferry.cli.locations import Location, blob_cache, make_client, parse_location, resolve_credentials
+from ferry.cli.locations import Location, blob_cache, make_client, parse_location
 from ferry.cli.output import ProgressBar, print_json, print_summary, report_dict
 from ferry.copy import CopyOptions, CopyReport, CopyRequest, copy_artifacts
 from ferry.errors import UsageError
 from ferry.registry.client import RegistryClient
 from ferry.registry.credentials import Credentials
+from ferry.registry.dockerconfig import resolve_credentials
 from ferry.transports.base import Destination, Source
 from ferry.transports.layout import LayoutDestination, LayoutSource
 from ferry.transports.registry import RegistryDestination, RegistrySource
@@ -42,6 +43,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--tags", metavar="REGEX", help="copy the source tags matching REGEX (full match)")
     parser.add_argument("--platform", action="append", metavar="OS/ARCH[/VARIANT]",
                         help="copy only these platforms of a multi-arch image (repeatable)")
+    parser.add_argument("--include-foreign-layers", action="store_true",
+                        help="copy non-distributable (foreign) layers too, fetched from their URLs if the source "
+                             "lacks them (default: keep only their URLs, as registries do)")
     add_transfer_options(parser)
     parser.set_defaults(handler=run)
 
@@ -152,7 +156,8 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"DST {args.destination!r}: with several SRCs, give HOST[:PORT][/PREFIX] without a tag")
     src = sources[0]
     options = CopyOptions(overwrite_tags=args.force, include_referrers=not args.no_referrers,
-                          platforms=frozenset(args.platform) if args.platform else None, parallelism=args.parallel)
+                          platforms=frozenset(args.platform) if args.platform else None, parallelism=args.parallel,
+                          include_foreign_layers=args.include_foreign_layers)
     with ExitStack() as stack:
         source = _open_source(src, args, stack)
         destination = _open_destination(dst, args, stack)

@@ -9,7 +9,6 @@ from ferry.errors import InvalidReferenceError, UsageError
 from ferry.reference import Reference, is_valid_digest
 from ferry.registry.client import RegistryClient
 from ferry.registry.credentials import Credentials
-from ferry.registry.dockerconfig import credentials_from_docker_config
 
 
 @dataclass(frozen=True)
@@ -61,24 +60,6 @@ def parse_location(text: str) -> Location:
 def _has_explicit_tag(text: str) -> bool:
     name = text.split("@", 1)[0]
     return ":" in name.rsplit("/", 1)[-1]
-
-
-def resolve_credentials(registry: str, explicit: Credentials | None, *, azure_ad: bool = False) -> Credentials:
-    """Explicit credentials win; then Azure AD if asked (or for ``*.azurecr.io``), then docker's config."""
-    if explicit is not None and not explicit.is_anonymous:
-        return explicit
-    if azure_ad:
-        from azure.identity import DefaultAzureCredential
-
-        return Credentials(azure_credential=DefaultAzureCredential())
-    found = credentials_from_docker_config(registry)
-    if found is not None:
-        return found
-    if registry.endswith(".azurecr.io"):
-        from azure.identity import DefaultAzureCredential
-
-        return Credentials(azure_credential=DefaultAzureCredential())
-    return Credentials.anonymous()
 
 
 def make_client(registry: str, credentials: Credentials, insecure_hosts: list[str], parallel: int) -> RegistryClient:

@@ -94,3 +94,21 @@ def _from_helper(helper: str, server: str, *, missing_ok: bool = False) -> Crede
     if username == "<token>":
         return Credentials(identity_token=secret)
     return Credentials.from_user_pass(username, secret)
+
+
+def resolve_credentials(registry: str, explicit: Credentials | None, *, azure_ad: bool = False) -> Credentials:
+    """Explicit credentials win; then Azure AD if asked (or for ``*.azurecr.io``), then docker's config."""
+    if explicit is not None and not explicit.is_anonymous:
+        return explicit
+    if azure_ad:
+        from azure.identity import DefaultAzureCredential
+
+        return Credentials(azure_credential=DefaultAzureCredential())
+    found = credentials_from_docker_config(registry)
+    if found is not None:
+        return found
+    if registry.endswith(".azurecr.io"):
+        from azure.identity import DefaultAzureCredential
+
+        return Credentials(azure_credential=DefaultAzureCredential())
+    return Credentials.anonymous()

@@ -12,8 +12,9 @@ import io
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ferry.archive import format as fmt
 from ferry.archive.catalog import archive_metadata, check_metadata, index_annotations
@@ -218,6 +219,18 @@ class ArchiveDestination:
         if not self.hold:
             self.publish()
 
+    def export_state(self) -> dict[str, object]:
+        """What this process wrote, for another process to finish the archive (Durable fan-out)."""
+        with self._lock:
+            written = sorted(self._written)
+        return {"written": written, "store": self.store.export_state()}
+
+    def import_state(self, state: dict[str, Any]) -> None:
+        """Adopt what another process wrote (after :meth:`prepare` with the same plan)."""
+        with self._lock:
+            self._written.update(state["written"])
+        self.store.import_state(state["store"])
+
     def publish(self) -> None:
         """Make the sealed archive visible at its target (atomic)."""
         if not self.sealed:
@@ -311,3 +324,13 @@ class ArchiveSource(IndexedLayoutReader):
         self._check_size(member, descriptor)
         yield verify_stream(self.reader.stream(member.offset, member.size), descriptor,
                             what=f"blob {descriptor.digest} in {self.name}")
+
+
+def delete_archive(target: str, auth: StorageAuth | None) -> None:
+    """Delete the archive at a path or blob URL (DeleteSourceBlobOnSuccess)."""
+    if is_blob_url(target):
+        from ferry.storage import BlobLocation, delete_blob
+
+        delete_blob(BlobLocation.parse(target), auth)
+    else:
+        Path(target).unlink()

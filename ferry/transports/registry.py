@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 
 from ferry.blobcache import BlobLocationCache
 from ferry.errors import NotFoundError
+from ferry.foreign import open_foreign_blob
 from ferry.oci import mediatypes as mt
 from ferry.oci.descriptor import Descriptor
 from ferry.oci.manifest import build_index, parse_manifest
@@ -57,9 +58,22 @@ class RegistrySource:
         return self.client.get_manifest(repository, descriptor.digest).raw
 
     def open_blob(self, repository: str, descriptor: Descriptor) -> AbstractContextManager[Iterator[bytes]]:
+        if mt.is_non_distributable(descriptor.media_type) and descriptor.urls:
+            return self._open_foreign(repository, descriptor)
         if self.cache is not None:
             self.cache.record(self.client.registry, repository, descriptor.digest)
         return self.client.open_blob(repository, descriptor)
+
+    @contextmanager
+    def _open_foreign(self, repository: str, descriptor: Descriptor) -> Iterator[Iterator[bytes]]:
+        """A foreign layer from the registry if it holds one, else from the descriptor's URLs."""
+        with ExitStack() as stack:
+            try:
+                stream = stack.enter_context(self.client.open_blob(repository, descriptor))
+            except NotFoundError:
+                stream = stack.enter_context(open_foreign_blob(
+                    descriptor, retry=self.client.retry, missing_from=f"{self.client.registry}/{repository}"))
+            yield stream
 
     def referrers(self, repository: str, subject: Descriptor) -> list[Descriptor]:
         listed = self.client.list_referrers(repository, subject.digest)
