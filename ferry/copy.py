@@ -270,6 +270,8 @@ class BlobBatchResult:
     """What one batch of blobs did: counters, and an error message per digest that failed."""
 
     errors: dict[str, str] = field(default_factory=dict)
+    #: Digests whose failure may pass when retried (connection lost, 5xx, 429).
+    transient: list[str] = field(default_factory=list)
     uploaded: int = 0
     mounted: int = 0
     skipped: int = 0
@@ -277,6 +279,7 @@ class BlobBatchResult:
 
     def merge(self, other: BlobBatchResult) -> None:
         self.errors.update(other.errors)
+        self.transient += [d for d in other.transient if d not in self.transient]
         self.uploaded += other.uploaded
         self.mounted += other.mounted
         self.skipped += other.skipped
@@ -337,6 +340,7 @@ def transfer_blobs(source: Source, destination: Destination, plan: CopyPlan, dig
     options = options or CopyOptions()
     counters = _Counters()
     errors: dict[str, str] = {}
+    transient: list[str] = []
     jobs = sorted(digests, key=lambda d: -plan.placements[d][0].descriptor.size)  # big first: workers stay busy
 
     def run_blob(digest: str) -> None:
@@ -344,13 +348,15 @@ def transfer_blobs(source: Source, destination: Destination, plan: CopyPlan, dig
             _transfer_blob(source, destination, plan.placements[digest], counters, options.progress)
         except FerryError as exc:
             errors[digest] = redact(str(exc))
+            if exc.transient:
+                transient.append(digest)
         except Exception as exc:  # a bug or an unexpected library error: report, don't hang the run
             log.exception("unexpected error copying blob %s", digest)
             errors[digest] = redact(f"{type(exc).__name__}: {exc}")
 
     with ThreadPoolExecutor(max_workers=max(1, options.parallelism), thread_name_prefix="ferry-blob") as pool:
         list(pool.map(run_blob, jobs))
-    return BlobBatchResult(errors=errors, uploaded=counters.uploaded, mounted=counters.mounted,
+    return BlobBatchResult(errors=errors, transient=transient, uploaded=counters.uploaded, mounted=counters.mounted,
                            skipped=counters.skipped, bytes_uploaded=counters.bytes_uploaded)
 
 

@@ -19,6 +19,7 @@ will not (not found, denied, digest mismatch, bad input).
     ├── ConflictError              an existing tag points elsewhere and overwrite was not asked for
     ├── UnsupportedError           a media type or feature Ferry cannot handle
     ├── CredentialError            a credential source (docker config, helper, Azure) failed
+    ├── TransientError             a batch or job step that may pass when retried
     └── StorageError               Azure Blob Storage or Key Vault answered with an error;
         │                          transient for 5xx, timeouts and connection failures
         ├── StorageAuthError       key, SAS or token rejected (401/403): expired or lacking permission
@@ -134,3 +135,9 @@ class BlobNotFoundError(StorageError):
     """A storage account, container, blob or Key Vault secret does not exist (404)."""
 
     exit_code = 5
+
+
+class TransientError(FerryError):
+    """A fault outside any one registry or store that may pass when retried (e.g. a batch of blobs)."""
+
+    transient = True

@@ -20,20 +20,36 @@ Credentials are never inline: ``credentials`` names a claim (:mod:`ferry.claims`
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from contextlib import ExitStack
 from typing import Any
 
-from ferry.archive.requests import import_requests
+from ferry.archive.requests import import_requests, verify_imported
 from ferry.blobcache import BlobLocationCache
-from ferry.copy import CopyOptions, CopyRequest
-from ferry.errors import UsageError
+from ferry.copy import (
+    BlobBatchResult,
+    CopyOptions,
+    CopyPlan,
+    CopyRequest,
+    finish_copy,
+    plan_copy,
+    transfer_blobs,
+)
+from ferry.errors import TransientError, UsageError
 from ferry.registry.client import RegistryClient
 from ferry.registry.credentials import Credentials
 from ferry.registry.dockerconfig import resolve_credentials
-from ferry.transports.archive import ArchiveDestination, ArchiveSource, is_blob_url, open_destination, open_source
-from ferry.transports.base import Destination, Source
+from ferry.transports.archive import (
+    ArchiveDestination,
+    ArchiveSource,
+    delete_archive,
+    is_blob_url,
+    open_destination,
+    open_source,
+)
+from ferry.transports.base import Destination, PlanAware, Source
 from ferry.transports.registry import RegistryDestination, RegistrySource
 
 CONNECTION_STRINGS_SETTING = "FERRY_STORAGE_CONNECTION_STRINGS"
@@ -141,3 +157,79 @@ def request_json(request: CopyRequest) -> dict[str, Any]:
 
 def archive_destination(destination: Destination) -> ArchiveDestination | None:
     return destination if isinstance(destination, ArchiveDestination) else None
+
+
+# -- the phases of a job, as Durable activities run them ----------------------------------------
+def plan_job(job: dict[str, Any], claims: Any, prefix: str) -> dict[str, Any]:
+    """Walk the job, store its plan and blob batches as claims under ``prefix``; return a summary.
+
+    Raises only for the job as a whole (bad spec, archive exists, registry unreachable); an
+    artifact that cannot be planned is reported in ``failed``.
+    """
+    options = options_of(job)
+    with ExitStack() as stack:
+        source, destination = open_job(job, stack, claims=claims)
+        plan = plan_copy(source, destination, requests_of(job, source), options)
+    raw = job.get("batching") or {}
+    batches = plan.batches(max_bytes=int(raw.get("max_bytes", 512 * 1024 * 1024)),
+                           max_blobs=int(raw.get("max_blobs", 64)))
+    claims.put_json(f"{prefix}/plan.json", plan.to_json())
+    claims.put_json(f"{prefix}/batches.json", batches)
+    return {"prefix": prefix, "batches": len(batches), "blobs": len(plan.placements), "bytes": plan.bytes_total,
+            "artifacts": len(plan.artifacts),
+            "failed": [dataclasses.asdict(a.result) for a in plan.artifacts if a.failed]}
+
+
+def transfer_job_batch(job: dict[str, Any], claims: Any, prefix: str, index: int) -> dict[str, Any]:
+    """Move batch ``index`` of the stored plan; raises TransientError if any blob failed transiently,
+    so the caller's retry policy runs the batch again (what is done is skipped the second time)."""
+    plan = CopyPlan.from_json(claims.get_json(f"{prefix}/plan.json"))
+    batch = claims.get_json(f"{prefix}/batches.json")[index]
+    options = options_of(job)
+    with ExitStack() as stack:
+        source, destination = open_job(job, stack, claims=claims)
+        if isinstance(destination, PlanAware):
+            destination.prepare(plan.write_plan())
+        result = transfer_blobs(source, destination, plan, batch, options)
+        archive = archive_destination(destination)
+        if archive is not None:
+            claims.put_json(f"{prefix}/part-{index}.json", archive.export_state())
+    if result.transient:
+        first = result.transient[0]
+        raise TransientError(f"batch {index}: {len(result.transient)} blob(s) failed transiently, "
+                             f"e.g. {first}: {result.errors[first]}")
+    return result.to_json()
+
+
+def finish_job(job: dict[str, Any], claims: Any, prefix: str, results: list[dict[str, Any]],
+               batches: int) -> dict[str, Any]:
+    """Write manifests and tags (or seal and publish the archive) from the batches' results."""
+    plan = CopyPlan.from_json(claims.get_json(f"{prefix}/plan.json"))
+    merged = BlobBatchResult()
+    for result in results:
+        merged.merge(BlobBatchResult.from_json(result))
+    options = options_of(job)
+    continue_on_errors = bool((job.get("options") or {}).get("continue_on_errors"))
+    outcome: dict[str, Any] = {"published": None, "catalogDigest": None, "deletedSource": None}
+    with ExitStack() as stack:
+        source, destination = open_job(job, stack, claims=claims)
+        archive = archive_destination(destination)
+        if archive is not None:
+            archive.prepare(plan.write_plan())
+            for index in range(batches):
+                archive.import_state(claims.get_json(f"{prefix}/part-{index}.json"))
+        report = finish_copy(destination, plan, merged, options)
+        if archive is not None and (report.ok or (continue_on_errors and any(a.ok for a in report.artifacts))):
+            archive.publish()
+            outcome["published"] = job["destination"]["url"]
+            outcome["catalogDigest"] = archive.metadata.get("ferrycatalogdigest")
+        if isinstance(source, ArchiveSource):
+            outcome["catalogDigest"] = source.catalog_digest
+            if job.get("delete_source_on_success") and report.ok and isinstance(destination, RegistryDestination):
+                verify_imported(destination, source, requests_of(job, source))
+                source.close()
+                src = job["source"]
+                delete_archive(src["url"], storage_auth(src["url"], src.get("storage")))
+                outcome["deletedSource"] = src["url"]
+    outcome["report"] = {**dataclasses.asdict(report), "ok": report.ok}
+    return outcome

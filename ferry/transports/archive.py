@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ferry.archive import format as fmt
-from ferry.archive.catalog import archive_metadata, check_metadata, index_annotations
+from ferry.archive.catalog import archive_metadata, catalog_digest, check_metadata, index_annotations
 from ferry.archive.ranges import BlobRangeReader, FileRangeReader, RangeFile, RangeReader
 from ferry.archive.stores import ArchiveStore, BlockBlobStore, FileStore
 from ferry.errors import FerryError, IntegrityError, NotFoundError, UsageError
@@ -285,6 +285,10 @@ class ArchiveSource(IndexedLayoutReader):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @property
+    def catalog_digest(self) -> str:
+        return catalog_digest(self.index)
 
     def has_entry(self, digest: str) -> bool:
         return blob_path(digest) in self.members
