@@ -80,6 +80,7 @@ def start_registry(
     port: int | None = None,
     realm: str | None = None,
     ready_timeout: float = 20.0,
+    allow_foreign_urls: list[str] | None = None,
 ) -> RegistryServer:
     """Start a registry with storage and config under `workdir`.
 
@@ -90,6 +91,10 @@ def start_registry(
     user of the token server, else None.
     `realm` overrides the token realm (e.g. ``token_server.acr_realm`` for ACR's /oauth2/token).
     `port` lets a caller pick the port in advance (e.g. to make it the token service name).
+    `allow_foreign_urls`: regular expressions written to ``validation.manifests.urls.allow``.
+    Distribution (2.7+) validates manifests by default and, with no allow/deny list, rejects
+    every manifest whose foreign (non-distributable) layers carry URLs; a URL must match one of
+    these patterns (and be http/https without a fragment) to be accepted.
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -106,6 +111,8 @@ def start_registry(
         },
         "http": {"addr": f"127.0.0.1:{port}", "secret": secrets.token_hex(16)},
     }
+    if allow_foreign_urls:
+        config["validation"] = {"manifests": {"urls": {"allow": list(allow_foreign_urls)}}}
     owns = False
     user: str | None = None
     if auth == "htpasswd":
