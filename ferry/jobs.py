@@ -26,7 +26,7 @@ import os
 from contextlib import ExitStack
 from typing import Any
 
-from ferry.archive.requests import import_requests, verify_imported
+from ferry.archive.requests import export_requests, import_requests, verify_imported
 from ferry.blobcache import BlobLocationCache
 from ferry.copy import (
     BlobBatchResult,
@@ -110,6 +110,7 @@ def options_of(job: dict[str, Any]) -> CopyOptions:
         include_referrers=bool(raw.get("include_referrers", True)),
         parallelism=int(raw.get("parallelism", 8)),
         all_or_nothing=not raw.get("continue_on_errors"),
+        include_foreign_layers=bool(raw.get("include_foreign_layers")),
     )
 
 
@@ -139,7 +140,11 @@ def open_job(job: dict[str, Any], stack: ExitStack, *, claims: Any = None,
 
 
 def requests_of(job: dict[str, Any], source: Source) -> list[CopyRequest]:
-    """The job's copy requests: given explicitly, or every artifact of an archive source."""
+    """The job's copy requests: given explicitly, expanded from export REFs, or every artifact of an
+    archive source."""
+    if "export" in job:
+        spec = job["export"]
+        return export_requests(source, list(spec["refs"]), int(spec.get("max_artifacts", 10_000)))[1]
     if "requests" in job:
         return [CopyRequest(r["source_repository"], r["source_reference"], r["target_repository"],
                             tuple(r.get("target_tags") or ())) for r in job["requests"]]
