@@ -7,10 +7,18 @@ api/ (HTTP and other triggers), orchestrations/, activities/ and ferry/.
 import azure.durable_functions as df
 import azure.functions as func
 
+from activities.blob_copy import bp as blob_copy_activities
+from activities.copy_jobs import bp as copy_job_activities
 from api.health import bp as health_bp
+from orchestrations.copy_job import bp as copy_job_orchestrations
+from orchestrations.runs import bp as run_orchestrations
 
 # FUNCTION level by default: every route needs a function key unless it opts out
 # (as /api/health does).
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 app.register_functions(health_bp)
+app.register_functions(copy_job_orchestrations)
+app.register_functions(run_orchestrations)
+app.register_functions(copy_job_activities)
+app.register_functions(blob_copy_activities)

@@ -211,7 +211,13 @@ def finish_job(job: dict[str, Any], claims: Any, prefix: str, results: list[dict
     """Write manifests and tags (or seal and publish the archive) from the batches' results."""
     plan = CopyPlan.from_json(claims.get_json(f"{prefix}/plan.json"))
     merged = BlobBatchResult()
+    batch_list: list[list[str]] | None = None
     for result in results:
+        if "failedBatch" in result:  # a batch that never completed: every blob in it failed
+            batch_list = batch_list or claims.get_json(f"{prefix}/batches.json")
+            message = str(result.get("message") or "the batch failed after its retries")
+            merged.errors.update({digest: message for digest in batch_list[int(result["failedBatch"])]})
+            continue
         merged.merge(BlobBatchResult.from_json(result))
     options = options_of(job)
     continue_on_errors = bool((job.get("options") or {}).get("continue_on_errors"))

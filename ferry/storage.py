@@ -495,6 +495,14 @@ def _verify(src: BlobLocation, dst: BlobLocation, source: BlobProperties, client
     return target
 
 
+def verify_copy(src: BlobLocation, dst: BlobLocation, *, src_auth: StorageAuth | None = None,
+                dst_auth: StorageAuth | None = None) -> int:
+    """Raise IntegrityError unless `dst` has the size and metadata of `src`; the size."""
+    source = _source_properties(src, blob_client(src, src_auth if src_auth is not None else auto_auth(src)))
+    target = _verify(src, dst, source, blob_client(dst, dst_auth if dst_auth is not None else auto_auth(dst)))
+    return int(target.size or 0)
+
+
 def _norm_meta(meta: dict[str, str] | None) -> dict[str, str]:
     return {k.lower(): v for k, v in (meta or {}).items()}
 

@@ -1,5 +1,6 @@
-"""Durable orchestrators: schedule activities, fan out/in, report progress.
+"""Durable orchestrators: schedule activities, fan out and in, report progress.
 
-Deterministic only: no I/O, no wall clock (use context.current_utc_datetime),
-no randomness (use context.new_uuid()).
+No I/O, no clock (``context.current_utc_datetime``), no randomness (``context.new_uuid()``).
+Only transient faults are retried (``call_activity_with_retry``); activities return permanent
+failures as ``{"error": ...}`` results, which become readable messages.
 """

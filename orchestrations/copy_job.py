@@ -1,0 +1,101 @@
+"""``copy_job``: plan → batches of blobs fanned out in waves → finish; ``copy_batches`` runs a slice
+of the batches as a sub-orchestration when a job has too many for one orchestrator's history.
+
+Input of ``copy_job``: ``{"job": job spec (ferry/jobs.py), "prefix": claim prefix, "stage": label,
+"progress": [start, end]}``. Output: ``{"outcome": finish_job's outcome}`` or ``{"error": message}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import azure.durable_functions as df
+
+from orchestrations.progress import scaled, status
+
+bp = df.Blueprint()
+
+#: Batches per wave: how many transfer activities are in flight at once from one orchestrator.
+WAVE = 8
+#: Batches one orchestrator runs itself; more are split into ``copy_batches`` sub-orchestrations.
+INLINE_BATCHES = 64
+RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2000, max_number_of_attempts=4)
+
+
+def run_waves(context: df.DurableOrchestrationContext, job: dict[str, Any], prefix: str, indexes: list[int],
+              report: Any = None) -> Generator[Any, Any, list[dict[str, Any]]]:
+    """Run ``transfer_batch`` for ``indexes`` in waves; a batch that still fails after its retries is
+    recorded as an error result for every blob it held (the finish step reports those artifacts)."""
+    results: list[dict[str, Any]] = []
+    for start in range(0, len(indexes), WAVE):
+        wave = indexes[start:start + WAVE]
+        tasks = [context.call_activity_with_retry("transfer_batch", RETRY, {"job": job, "prefix": prefix, "index": i})
+                 for i in wave]
+        try:
+            results += (yield context.task_all(tasks))
+        except Exception:
+            # Some batch exhausted its retries; run the wave's batches one by one to see which (those
+            # that succeeded find their blobs present and finish at once).
+            for index in wave:
+                try:
+                    results.append((yield context.call_activity_with_retry(
+                        "transfer_batch", RETRY, {"job": job, "prefix": prefix, "index": index})))
+                except Exception as exc:
+                    results.append({"batchError": str(exc).split("\n")[0], "index": index})
+        if report is not None:
+            report(start + len(wave))
+    return results
+
+
+@bp.orchestration_trigger(context_name="context")
+def copy_job(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
+    spec = context.get_input()
+    job, prefix, stage = spec["job"], spec["prefix"], spec.get("stage", "copy")
+    start, end = spec.get("progress", [0, 100])
+    context.set_custom_status(status(stage, start, step="planning"))
+    planned = yield context.call_activity_with_retry("plan_job", RETRY, {"job": job, "prefix": prefix})
+    if "error" in planned:
+        return {"error": planned["error"]}
+    total = int(planned["batches"])
+    context.set_custom_status(status(stage, scaled(0, total, start + 5, end - 5), step="copying",
+                                     batches=total, bytes=planned["bytes"]))
+    results: list[dict[str, Any]] = []
+    if total <= INLINE_BATCHES:
+        def report(done: int) -> None:
+            context.set_custom_status(status(stage, scaled(done, total, start + 5, end - 5), step="copying",
+                                             batchesDone=done, batches=total, bytes=planned["bytes"]))
+
+        results = yield from run_waves(context, job, prefix, list(range(total)), report)
+    else:
+        slices = [list(range(i, min(i + INLINE_BATCHES, total))) for i in range(0, total, INLINE_BATCHES)]
+        children = [context.call_sub_orchestrator("copy_batches", {"job": job, "prefix": prefix, "indexes": s},
+                                                  f"{context.instance_id}:batches:{n}")
+                    for n, s in enumerate(slices)]
+        for part in (yield context.task_all(children)):
+            results += part
+    failed_batches = [r for r in results if "batchError" in r or "error" in r]
+    results = [r for r in results if "batchError" not in r and "error" not in r]
+    context.set_custom_status(status(stage, end - 5, step="finishing", batches=total))
+    finished = yield context.call_activity_with_retry(
+        "finish_job", RETRY, {"job": job, "prefix": prefix, "results": _with_batch_errors(results, failed_batches),
+                              "batches": total})
+    if "error" in finished:
+        return {"error": finished["error"]}
+    yield context.call_activity_with_retry("cleanup_claims", RETRY, {"prefix": prefix})
+    context.set_custom_status(status(stage, end, step="done"))
+    return {"outcome": finished}
+
+
+def _with_batch_errors(results: list[dict[str, Any]], failed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Batches that never completed count as failures of their blobs; finish_job learns their digests
+    from the plan, so an error entry per failed batch index is enough."""
+    return results + [{"errors": {}, "transient": [], "uploaded": 0, "mounted": 0, "skipped": 0,
+                       "bytes_uploaded": 0, "failedBatch": f.get("index"),
+                       "message": f.get("batchError") or f.get("error")} for f in failed]
+
+
+@bp.orchestration_trigger(context_name="context")
+def copy_batches(context: df.DurableOrchestrationContext) -> Generator[Any, Any, list[dict[str, Any]]]:
+    spec = context.get_input()
+    return (yield from run_waves(context, spec["job"], spec["prefix"], list(spec["indexes"])))

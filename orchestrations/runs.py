@@ -1,0 +1,115 @@
+"""Run orchestrators: ``pipeline_run`` (an ACR PipelineRun: export or import), ``image_import``
+(ACR's importImage), ``blob_copy`` (between storage accounts) and ``transfer`` (export → copy →
+import chained, for connected clouds).
+
+``pipeline_run`` input: ``{"runName", "kind": "export"|"import", "pipeline", "request"}``; its output
+is the PipelineRun response: ``{"status", "importedArtifacts", "catalogDigest",
+"pipelineRunErrorMessage", "artifacts"}``. ``image_import`` input is the parsed
+ImportImageParameters (see :func:`ferry.runs.image_import_job`); same output shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from datetime import timedelta
+from typing import Any
+
+import azure.durable_functions as df
+
+from ferry.runs import run_output
+from orchestrations.copy_job import RETRY
+from orchestrations.progress import status
+
+bp = df.Blueprint()
+
+#: How often a server-side blob copy is polled, and for how long at most.
+POLL_SECONDS = 5
+MAX_POLLS = 720
+
+
+def _job_run(context: df.DurableOrchestrationContext, kind: str, pipeline: Any, request: Any,
+             stage: str) -> Generator[Any, Any, dict[str, Any]]:
+    prepared = yield context.call_activity_with_retry(
+        "prepare_run", RETRY, {"kind": kind, "pipeline": pipeline, "request": request})
+    if "error" in prepared:
+        return run_output(None, prepared["error"])
+    result = yield context.call_sub_orchestrator(
+        "copy_job", {"job": prepared["job"], "prefix": f"runs/{context.instance_id}", "stage": stage,
+                     "progress": [0, 100]}, f"{context.instance_id}:copy")
+    if "error" in result:
+        return run_output(None, result["error"])
+    return run_output(result["outcome"], None)
+
+
+@bp.orchestration_trigger(context_name="context")
+def pipeline_run(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
+    spec = context.get_input()
+    kind = spec.get("kind")
+    if kind not in ("export", "import"):
+        return run_output(None, f"pipeline run kind {kind!r} is not export or import")
+    context.set_custom_status(status(kind, 0, step="starting", run=spec.get("runName")))
+    output = yield from _job_run(context, kind, spec["pipeline"], spec["request"], kind)
+    context.set_custom_status(status(kind, 100, step="done", run=spec.get("runName")))
+    return output
+
+
+@bp.orchestration_trigger(context_name="context")
+def image_import(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
+    spec = context.get_input()
+    context.set_custom_status(status("importImage", 0, step="starting"))
+    output = yield from _job_run(context, "image_import", None, spec, "importImage")
+    context.set_custom_status(status("importImage", 100, step="done"))
+    return output
+
+
+@bp.orchestration_trigger(context_name="context")
+def blob_copy(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
+    """Input ``{"source", "target", "source_storage", "target_storage", "overwrite", "mode"}``: a
+    server-side copy polled on durable timers, falling back to a relay copy when the service cannot
+    do it (or when ``mode`` is ``relay``). Output ``{"mode", "status", "size"}`` or ``{"error"}``."""
+    spec = context.get_input()
+    if spec.get("mode") != "relay":
+        started = yield context.call_activity_with_retry("start_blob_copy", RETRY, spec)
+        if "error" not in started:
+            for poll in range(MAX_POLLS):
+                state = yield context.call_activity_with_retry("blob_copy_status", RETRY, spec)
+                if "error" in state:
+                    return {"error": state["error"]}
+                context.set_custom_status(status("copy", 100 * state["done"] / max(state["total"], 1),
+                                                 step="server copy", polls=poll))
+                if state["status"] == "success":
+                    return {"mode": "server", "status": "success", "size": state["total"]}
+                if state["status"] in ("failed", "aborted"):
+                    break
+                yield context.create_timer(context.current_utc_datetime + timedelta(seconds=POLL_SECONDS))
+        elif started.get("errorType") in ("ConflictError", "UsageError"):
+            return {"error": started["error"]}
+    context.set_custom_status(status("copy", 0, step="relay copy"))
+    relayed = yield context.call_activity_with_retry("relay_blob_copy", RETRY, {**spec, "overwrite": True}
+                                                     if spec.get("mode") != "relay" else spec)
+    if "error" in relayed:
+        return {"error": relayed["error"]}
+    context.set_custom_status(status("copy", 100, step="done"))
+    return {"mode": "relay", "status": "success", "size": relayed.get("size")}
+
+
+@bp.orchestration_trigger(context_name="context")
+def transfer(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
+    """Input ``{"export": pipeline_run input, "copy": blob_copy input, "import": pipeline_run input}``:
+    the three steps chained as sub-orchestrations; stops at the first that fails."""
+    spec = context.get_input()
+    steps: dict[str, Any] = {}
+    exported = yield context.call_sub_orchestrator("pipeline_run", spec["export"], f"{context.instance_id}:export")
+    steps["export"] = exported
+    if exported["status"] != "Succeeded":
+        return {**exported, "steps": steps}
+    context.set_custom_status(status("transfer", 40, step="copy"))
+    copied = yield context.call_sub_orchestrator("blob_copy", spec["copy"], f"{context.instance_id}:blobcopy")
+    steps["copy"] = copied
+    if "error" in copied:
+        return {**run_output(None, f"copy-blob: {copied['error']}"), "steps": steps}
+    context.set_custom_status(status("transfer", 60, step="import"))
+    imported = yield context.call_sub_orchestrator("pipeline_run", spec["import"], f"{context.instance_id}:import")
+    steps["import"] = imported
+    context.set_custom_status(status("transfer", 100, step="done"))
+    return {**imported, "catalogDigest": exported.get("catalogDigest"), "steps": steps}
