@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ferry.archive import format as fmt
 from ferry.errors import FerryError, UsageError
+from ferry.streams import rechunk
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobClient
@@ -206,7 +207,7 @@ class BlockBlobStore:
             if received == entry.size:
                 yield fmt.padding(entry.size)
 
-        ids = [self._stage(piece) for piece in _pieces(stream(), self.block_size)]
+        ids = [self._stage(piece) for piece in rechunk(stream(), self.block_size)]
         if received == entry.size:
             with self._lock:
                 self._pieces[entry.name] = ids
@@ -267,15 +268,3 @@ class BlockBlobStore:
             self._staged.add(identifier)
             self.blocks_staged += 1
         return identifier
-
-
-def _pieces(stream: Iterator[bytes], size: int) -> Iterator[bytes]:
-    """Regroup ``stream`` into pieces of exactly ``size`` bytes (the last may be shorter)."""
-    buffer = bytearray()
-    for chunk in stream:
-        buffer += chunk
-        while len(buffer) >= size:
-            yield bytes(buffer[:size])
-            del buffer[:size]
-    if buffer:
-        yield bytes(buffer)

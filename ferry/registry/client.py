@@ -34,6 +34,7 @@ from ferry.reference import endpoint_for, is_loopback, is_valid_digest
 from ferry.registry.auth import RegistryAuth
 from ferry.registry.credentials import Credentials
 from ferry.registry.retry import RetryPolicy, parse_retry_after, with_retries
+from ferry.streams import rechunk
 
 log = logging.getLogger(__name__)
 
@@ -331,7 +332,7 @@ class RegistryClient:
         offset = 0
         sent = 0
         with opener() as stream:
-            for chunk in _rechunk(stream, self.chunk_size):
+            for chunk in rechunk(stream, self.chunk_size):
                 location, accepted = self._patch_with_resume(location, chunk, offset, descriptor)
                 sent += accepted
                 offset += len(chunk)
@@ -395,17 +396,6 @@ class RegistryClient:
 
 def _once(data: bytes) -> Iterator[bytes]:
     yield data
-
-
-def _rechunk(stream: Iterator[bytes], size: int) -> Iterator[bytes]:
-    buffer = bytearray()
-    for piece in stream:
-        buffer += piece
-        while len(buffer) >= size:
-            yield bytes(buffer[:size])
-            del buffer[:size]
-    if buffer:
-        yield bytes(buffer)
 
 
 def _sep(reference: str) -> str:
