@@ -153,11 +153,14 @@ class ArtifactPlan:
     referrer_links: list[tuple[Descriptor, Descriptor]] = field(default_factory=list)
     blobs: dict[str, Descriptor] = field(default_factory=dict)
     failed: bool = False
+    #: The failure may pass when retried (the registry was unreachable, 5xx, 429).
+    transient: bool = False
 
     def fail(self, error: BaseException | str) -> None:
         self.failed = True
         if self.result.error is None:
             self.result.error = redact(str(error))
+            self.transient = isinstance(error, FerryError) and error.transient
         self.result.status = "failed"
 
     def to_json(self) -> dict[str, Any]:
@@ -170,6 +173,7 @@ class ArtifactPlan:
             "referrer_links": [[s.to_json(), r.to_json()] for s, r in self.referrer_links],
             "blobs": [b.to_json() for b in self.blobs.values()],
             "failed": self.failed,
+            "transient": self.transient,
         }
 
     @classmethod
@@ -185,6 +189,7 @@ class ArtifactPlan:
             referrer_links=[(Descriptor.from_json(s), Descriptor.from_json(r)) for s, r in data["referrer_links"]],
             blobs={b["digest"]: Descriptor.from_json(b) for b in data["blobs"]},
             failed=data["failed"],
+            transient=data.get("transient", False),
         )
 
 

@@ -175,6 +175,9 @@ def plan_job(job: dict[str, Any], claims: Any, prefix: str) -> dict[str, Any]:
     with ExitStack() as stack:
         source, destination = open_job(job, stack, claims=claims)
         plan = plan_copy(source, destination, requests_of(job, source), options)
+    transient = [a.result for a in plan.artifacts if a.transient]
+    if transient:  # let the activity's retry policy plan again once the registry is back
+        raise TransientError(f"planning {transient[0].source}: {transient[0].error}")
     raw = job.get("batching") or {}
     batches = plan.batches(max_bytes=int(raw.get("max_bytes", 512 * 1024 * 1024)),
                            max_blobs=int(raw.get("max_blobs", 64)))

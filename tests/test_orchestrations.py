@@ -1,0 +1,209 @@
+"""The Durable orchestrations, run by the local runner on the real replay engine, with the real
+activities against Azurite (two accounts) and distribution registries."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+
+import function_app
+from runner import LocalOrchestrationRunner
+from tests.harness import content as c
+from tests.helpers import skopeo_raw
+
+KINDS = ["multiarch", "docker_list", "artifact", "helm"]
+
+
+@pytest.fixture
+def app_env(azurite, monkeypatch):
+    """App settings as local.settings.json would give them: storage for claims, connection strings
+    for the transfer accounts, and one container in each account."""
+    container = f"xfer-{uuid.uuid4().hex[:10]}"
+    for account in ("acct1", "acct2"):
+        BlobServiceClient.from_connection_string(azurite.connection_string(account)).create_container(container)
+    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string("acct1"))
+    monkeypatch.setenv("FERRY_STORAGE_CONNECTION_STRINGS",
+                       json.dumps([azurite.connection_string("acct1"), azurite.connection_string("acct2")]))
+    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
+
+    class Env:
+        name = container
+
+        @staticmethod
+        def container_url(account: str) -> str:
+            return f"{azurite.blob_endpoint(account)}/{container}"
+
+        @staticmethod
+        def blob(account: str, blob: str):
+            return BlobServiceClient.from_connection_string(azurite.connection_string(account)) \
+                .get_blob_client(container, blob)
+
+    return Env
+
+
+@pytest.fixture
+def runner():
+    statuses: list[dict] = []
+    with LocalOrchestrationRunner(function_app.app, on_status=lambda _i, s: statuses.append(s)) as local:
+        local.statuses = statuses  # type: ignore[attr-defined]
+        yield local
+
+
+def export_pipeline(app_env, registry, options=()) -> dict:
+    return {"name": "exportpipe", "properties": {
+        "source": {"registryUri": registry.host},
+        "target": {"type": "AzureStorageBlobContainer", "uri": app_env.container_url("acct1"),
+                   "storageAccessMode": "ConnectionString"},
+        "options": list(options)}}
+
+
+def import_pipeline(app_env, registry, options=(), prefix="") -> dict:
+    return {"name": "importpipe", "properties": {
+        "source": {"type": "AzureStorageBlobContainer", "uri": app_env.container_url("acct2"),
+                   "storageAccessMode": "ConnectionString"},
+        "target": {"registryUri": registry.host, "repositoryPrefix": prefix},
+        "trigger": {"sourceTrigger": {"status": "Enabled"}},
+        "options": list(options)}}
+
+
+@pytest.fixture(scope="module")
+def seeded(registry, content):
+    return c.push_samples(registry.url, content, prefix="orch")
+
+
+@pytest.mark.parametrize("mode", ["server", "relay"])
+def test_export_copy_import_through_orchestrations(mode, runner, app_env, registry, registry_b, content, seeded):
+    artifacts = [f"{seeded[k]}:v1" for k in KINDS]
+    exported = runner.run("pipeline_run", {"runName": "exp", "kind": "export",
+                                           "pipeline": export_pipeline(app_env, registry),
+                                           "request": {"artifacts": artifacts, "target": {"name": "exp.tar"}}})
+    assert exported.status == "Completed", exported.error
+    assert exported.output["status"] == "Succeeded", exported.output
+    assert sorted(exported.output["importedArtifacts"]) == sorted(artifacts)
+    metadata = app_env.blob("acct1", "exp.tar").get_blob_properties().metadata
+    assert metadata["ferrycatalogdigest"] == exported.output["catalogDigest"]
+    # Progress went through custom status up to 100.
+    percentages = [s["percentage"] for s in runner.statuses if isinstance(s, dict) and "percentage" in s]
+    assert percentages and percentages[-1] == 100 and max(percentages) == 100
+
+    copied = runner.run("blob_copy", {"source": f"{app_env.container_url('acct1')}/exp.tar",
+                                      "target": f"{app_env.container_url('acct2')}/exp.tar",
+                                      "source_storage": {"mode": "ConnectionString"},
+                                      "target_storage": {"mode": "ConnectionString"}, "mode": mode})
+    assert copied.status == "Completed" and copied.output["mode"] == mode, copied.output
+    assert app_env.blob("acct2", "exp.tar").get_blob_properties().metadata == metadata
+
+    imported = runner.run("pipeline_run", {"runName": "imp", "kind": "import",
+                                           "pipeline": import_pipeline(app_env, registry_b, prefix=mode),
+                                           "request": {"source": {"name": "exp.tar"}}})
+    assert imported.status == "Completed", imported.error
+    assert imported.output["status"] == "Succeeded", imported.output
+    assert imported.output["catalogDigest"] == exported.output["catalogDigest"]
+    for kind in KINDS:
+        assert skopeo_raw(registry_b.host, f"{mode}/{seeded[kind]}", "v1") == content[kind].raw
+
+
+def test_transfer_chains_three_sub_orchestrations(runner, app_env, registry, registry_b, content, seeded):
+    export = {"runName": "t-exp", "kind": "export", "pipeline": export_pipeline(app_env, registry),
+              "request": {"artifacts": [f"{seeded['helm']}:v1"], "target": {"name": "t.tar"}}}
+    imp = {"runName": "t-imp", "kind": "import",
+           "pipeline": import_pipeline(app_env, registry_b, options=["DeleteSourceBlobOnSuccess"], prefix="chain"),
+           "request": {"source": {"name": "t.tar"}}}
+    copy = {"source": f"{app_env.container_url('acct1')}/t.tar", "target": f"{app_env.container_url('acct2')}/t.tar",
+            "source_storage": {"mode": "ConnectionString"}, "target_storage": {"mode": "ConnectionString"}}
+    result = runner.run("transfer", {"export": export, "copy": copy, "import": imp})
+    assert result.status == "Completed" and result.output["status"] == "Succeeded", result.output
+    assert set(result.output["steps"]) == {"export", "copy", "import"}
+    assert skopeo_raw(registry_b.host, f"chain/{seeded['helm']}", "v1") == content["helm"].raw
+    assert not app_env.blob("acct2", "t.tar").exists()  # DeleteSourceBlobOnSuccess
+    assert app_env.blob("acct1", "t.tar").exists()
+
+
+def test_many_batches_split_into_sub_orchestrations(runner, app_env, registry, registry_b, monkeypatch):
+    import orchestrations.copy_job as copy_job
+
+    monkeypatch.setattr(copy_job, "INLINE_BATCHES", 2)
+    layers = [c.random_layer(2_000, 7000 + i) for i in range(7)]
+    image = c.oci_image(layers, seed=70)
+    c.push(registry.url, "orch/many", image, tag="v1")
+    job = {"source": {"kind": "registry", "registry": registry.host},
+           "destination": {"kind": "registry", "registry": registry_b.host},
+           "requests": [{"source_repository": "orch/many", "source_reference": "v1",
+                         "target_repository": "orch/many", "target_tags": ["v1"]}],
+           "batching": {"max_blobs": 1}}
+    result = runner.run("copy_job", {"job": job, "prefix": f"t/{uuid.uuid4().hex}"})
+    assert result.status == "Completed", result.error
+    assert result.output["outcome"]["report"]["ok"]
+    children = [i.name for i in runner.instances()]
+    assert children.count("copy_batches") == 4  # 8 batches (7 layers + config), 2 per sub-orchestration
+    assert skopeo_raw(registry_b.host, "orch/many", "v1") == image.raw
+
+
+def test_image_import_with_force_and_untagged(runner, app_env, registry, registry_b, content, seeded, monkeypatch):
+    monkeypatch.setenv("FERRY_REGISTRY", registry_b.host)
+    params = {"source": {"registry": registry.host, "image": f"{seeded['docker']}:v1"},
+              "targetTags": ["imported/docker:stable"], "untaggedTargetRepositories": ["imported/untagged"],
+              "mode": "NoForce"}
+    result = runner.run("image_import", params)
+    assert result.output["status"] == "Succeeded", result.output
+    assert skopeo_raw(registry_b.host, "imported/docker", "stable") == content["docker"].raw
+    assert c.get_manifest(registry_b.url, "imported/untagged", content["docker"].digest)[1] == content["docker"].raw
+    assert c.list_tags(registry_b.url, "imported/untagged") == []
+    # The tag now exists: another image without Force fails naming it, with Force it is replaced.
+    other = {**params, "source": {"registry": registry.host, "image": f"{seeded['helm']}:v1"},
+             "untaggedTargetRepositories": []}
+    refused = runner.run("image_import", other)
+    assert refused.output["status"] == "Failed"
+    assert "imported/docker:stable" in refused.output["pipelineRunErrorMessage"]
+    forced = runner.run("image_import", {**other, "mode": "Force"})
+    assert forced.output["status"] == "Succeeded", forced.output
+    assert skopeo_raw(registry_b.host, "imported/docker", "stable") == content["helm"].raw
+
+
+def test_permanent_failures_give_readable_messages_and_no_tags(runner, app_env, registry, registry_b, seeded):
+    # An unknown tag: the export fails without ContinueOnErrors, naming the artifact; no archive.
+    exported = runner.run("pipeline_run", {"runName": "bad", "kind": "export",
+                                           "pipeline": export_pipeline(app_env, registry),
+                                           "request": {"artifacts": [f"{seeded['helm']}:v1", "orch/nope:v9"],
+                                                       "target": {"name": "bad.tar"}}})
+    assert exported.output["status"] == "Failed"
+    assert "orch/nope:v9" in exported.output["pipelineRunErrorMessage"]
+    assert not app_env.blob("acct1", "bad.tar").exists()
+    # With ContinueOnErrors the rest is exported and the failure still reported.
+    partial = runner.run("pipeline_run", {"runName": "coe", "kind": "export",
+                                          "pipeline": export_pipeline(app_env, registry, ["ContinueOnErrors"]),
+                                          "request": {"artifacts": [f"{seeded['helm']}:v1", "orch/nope:v9"],
+                                                      "target": {"name": "coe.tar"}}})
+    assert partial.output["importedArtifacts"] == [f"{seeded['helm']}:v1"]
+    assert "orch/nope:v9" in partial.output["pipelineRunErrorMessage"]
+    assert app_env.blob("acct1", "coe.tar").exists()
+    # A missing source blob on import: clear message, nothing tagged.
+    missing = runner.run("pipeline_run", {"runName": "nosrc", "kind": "import",
+                                          "pipeline": import_pipeline(app_env, registry_b, prefix="never"),
+                                          "request": {"source": {"name": "absent.tar"}}})
+    assert missing.output["status"] == "Failed" and "absent.tar" in missing.output["pipelineRunErrorMessage"]
+
+
+def test_registry_restart_mid_run_is_retried(runner, app_env, registry, registry_factory, content, seeded):
+    target = registry_factory()
+    big = c.oci_image([c.random_layer(3_000_000, 9100 + i) for i in range(4)], seed=91)
+    c.push(registry.url, "orch/big", big, tag="v1")
+    target.stop()
+    restarter = threading.Timer(3.0, target.restart)
+    restarter.start()
+    started = time.monotonic()
+    job = {"source": {"kind": "registry", "registry": registry.host},
+           "destination": {"kind": "registry", "registry": target.host},
+           "requests": [{"source_repository": "orch/big", "source_reference": "v1",
+                         "target_repository": "orch/big", "target_tags": ["v1"]}]}
+    result = runner.run("copy_job", {"job": job, "prefix": f"t/{uuid.uuid4().hex}"})
+    restarter.join()
+    assert result.status == "Completed", result.error
+    assert result.output.get("outcome", {}).get("report", {}).get("ok"), result.output
+    assert time.monotonic() - started >= 3.0
+    assert skopeo_raw(target.host, "orch/big", "v1") == big.raw
