@@ -52,3 +52,49 @@ def test_health_returns_ok(functions):
     body = json.loads(resp.get_body())
     assert body["status"] == "ok"
     assert isinstance(body["version"], str) and body["version"]
+
+
+PIPELINE_ROUTES = {
+    "export_pipeline_put": ("exportPipelines/{name}", "PUT"),
+    "export_pipeline_get": ("exportPipelines/{name}", "GET"),
+    "export_pipeline_delete": ("exportPipelines/{name}", "DELETE"),
+    "export_pipeline_list": ("exportPipelines", "GET"),
+    "import_pipeline_put": ("importPipelines/{name}", "PUT"),
+    "import_pipeline_get": ("importPipelines/{name}", "GET"),
+    "import_pipeline_delete": ("importPipelines/{name}", "DELETE"),
+    "import_pipeline_list": ("importPipelines", "GET"),
+    "pipeline_run_put": ("pipelineRuns/{name}", "PUT"),
+    "pipeline_run_get": ("pipelineRuns/{name}", "GET"),
+    "pipeline_run_delete": ("pipelineRuns/{name}", "DELETE"),
+    "pipeline_run_list": ("pipelineRuns", "GET"),
+    "import_image": ("importImage", "POST"),
+}
+DURABLE_CLIENT_FUNCTIONS = {"pipeline_run_put", "pipeline_run_get", "pipeline_run_delete", "pipeline_run_list",
+                            "import_image"}
+
+
+@pytest.mark.parametrize("name", sorted(PIPELINE_ROUTES))
+def test_pipeline_api_routes_are_indexed_at_function_level(functions, name):
+    route, method = PIPELINE_ROUTES[name]
+    assert name in functions
+    trigger = _trigger_dict(functions[name])
+    assert trigger["route"] == route
+    assert trigger["methods"] == [method]
+    assert trigger["authLevel"] == "FUNCTION"  # the app's default, inherited
+    bindings = [json.loads(raw) for raw in functions[name].get_raw_bindings()]
+    clients = [b for b in bindings if b["type"] == "durableClient"]
+    if name in DURABLE_CLIENT_FUNCTIONS:
+        assert clients == [{"direction": "IN", "type": "durableClient", "name": "client"}]
+    else:
+        assert clients == []
+
+
+def test_each_route_and_method_has_exactly_one_function(functions):
+    seen: dict[tuple[str, str], str] = {}
+    for name, fn in functions.items():
+        trigger = [json.loads(raw) for raw in fn.get_raw_bindings() if json.loads(raw)["type"] == "httpTrigger"]
+        for t in trigger:
+            for method in t.get("methods") or []:
+                key = (t["route"].lower(), method)
+                assert key not in seen, f"{name} and {seen.get(key)} both serve {key}"
+                seen[key] = name
