@@ -657,3 +657,44 @@ def test_import_image_unknown_resource_id_is_404_naming_it(app_env: str, client:
     assert_error(import_image(client, {"source": {"resourceId": rid, "sourceImage": "a:1"}}), 404,
                  "source.resourceId:", "missingreg")
     assert runner.instances() == []
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def test_export_run_through_the_real_orchestrations(app_env: str, uname: str, azurite, registry, content,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """PUT pipeline, PUT run and GET run through the API with the app's own orchestrations and
+    activities: the run exports from a real registry to an Azurite blob."""
+    import uuid
+
+    from azure.storage.blob import BlobServiceClient
+
+    import function_app
+    from tests.harness import content as c
+
+    container = f"api-{uuid.uuid4().hex[:10]}"
+    BlobServiceClient.from_connection_string(app_env).create_container(container)
+    monkeypatch.setenv("FERRY_STORAGE_CONNECTION_STRINGS", json.dumps([app_env]))
+    monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)
+    seeded = c.push_samples(registry.url, content, prefix=f"api{uname}")
+    artifacts = [f"{seeded['helm']}:v1", f"{seeded['multiarch']}:v1"]
+    body = {"properties": {"source": {"registryUri": registry.host},
+                           "target": {"type": "AzureStorageBlobContainer",
+                                      "uri": f"{azurite.blob_endpoint('acct1')}/{container}",
+                                      "storageAccessMode": "ConnectionString"}}}
+    assert put_export(uname, body).status_code == 201
+    with LocalOrchestrationRunner(function_app.app) as local:
+        client = LocalDurableClient(local)
+        run = {"properties": {"forceUpdateTag": "1", "request": {
+            "pipelineResourceId": uname, "artifacts": artifacts,
+            "target": {"type": "AzureStorageBlob", "name": "api.tar"}}}}
+        assert put_run(client, uname, run).status_code == 202
+        [instance] = [i for i in local.instances() if i.name == "pipeline_run"]
+        assert local.wait(instance.instance_id, 120).status == "Completed"
+        response = js(get_run(client, uname))["properties"]["response"]
+    assert response["status"] == "Succeeded", response
+    assert sorted(response["importedArtifacts"]) == sorted(artifacts)
+    assert response["progress"] == {"percentage": "100"}
+    blob = BlobServiceClient.from_connection_string(app_env).get_blob_client(container, "api.tar")
+    assert blob.get_blob_properties().metadata["ferrycatalogdigest"] == response["catalogDigest"]
