@@ -9,7 +9,7 @@ import azure.durable_functions as df
 
 from activities.results import permanent_failures_as_results
 from ferry import jobs, runs
-from ferry.claims import ClaimStore
+from ferry.claims import claim_store
 
 bp = df.Blueprint()
 
@@ -18,14 +18,14 @@ bp = df.Blueprint()
 def plan_job(payload: dict[str, Any]) -> dict[str, Any]:
     """``{"job", "prefix"}`` → plan summary (claims under prefix) or ``{"error"}``."""
     return permanent_failures_as_results(
-        lambda: jobs.plan_job(payload["job"], ClaimStore.from_settings(), payload["prefix"]), "plan_job")
+        lambda: jobs.plan_job(payload["job"], claim_store(), payload["prefix"]), "plan_job")
 
 
 @bp.activity_trigger(input_name="payload")
 def transfer_batch(payload: dict[str, Any]) -> dict[str, Any]:
     """``{"job", "prefix", "index"}`` → that batch's BlobBatchResult JSON or ``{"error"}``."""
     return permanent_failures_as_results(
-        lambda: jobs.transfer_job_batch(payload["job"], ClaimStore.from_settings(), payload["prefix"],
+        lambda: jobs.transfer_job_batch(payload["job"], claim_store(), payload["prefix"],
                                         int(payload["index"])), f"transfer_batch {payload.get('index')}")
 
 
@@ -33,7 +33,7 @@ def transfer_batch(payload: dict[str, Any]) -> dict[str, Any]:
 def finish_job(payload: dict[str, Any]) -> dict[str, Any]:
     """``{"job", "prefix", "results", "batches"}`` → outcome (report, catalogDigest, ...) or ``{"error"}``."""
     return permanent_failures_as_results(
-        lambda: jobs.finish_job(payload["job"], ClaimStore.from_settings(), payload["prefix"],
+        lambda: jobs.finish_job(payload["job"], claim_store(), payload["prefix"],
                                 payload["results"], int(payload["batches"])), "finish_job")
 
 
@@ -60,4 +60,4 @@ def prepare_run(payload: dict[str, Any]) -> dict[str, Any]:
 def cleanup_claims(payload: dict[str, Any]) -> dict[str, Any]:
     """``{"prefix"}`` → how many claims were deleted (plans and batch state of a finished job)."""
     return permanent_failures_as_results(
-        lambda: {"deleted": ClaimStore.from_settings().delete_prefix(payload["prefix"])}, "cleanup_claims")
+        lambda: {"deleted": claim_store().delete_prefix(payload["prefix"])}, "cleanup_claims")

@@ -13,7 +13,7 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
-from ferry.errors import UsageError
+from ferry.errors import NotFoundError, UsageError
 
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
@@ -33,6 +33,49 @@ def app_storage_connection_string() -> str:
     if not value:
         raise UsageError("app setting AzureWebJobsStorage (or FERRY_CLAIMS_CONNECTION) is not set")
     return DEVELOPMENT_STORAGE if value.strip() == "UseDevelopmentStorage=true" else value
+
+
+class FileClaimStore:
+    """Claims as files under a directory: for ``ferry run`` where there is no app storage account."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        from pathlib import Path
+
+        self.root = Path(root)
+
+    def put_json(self, name: str, data: Any) -> str:
+        path = self._path(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(path.name + ".partial")
+        temporary.write_text(json.dumps(data, separators=(",", ":")))
+        os.replace(temporary, path)
+        return name
+
+    def get_json(self, name: str) -> Any:
+        path = self._path(name)
+        if not path.is_file():
+            raise NotFoundError(f"claim {name} does not exist under {self.root}")
+        return json.loads(path.read_text())
+
+    def delete_prefix(self, prefix: str) -> int:
+        count = 0
+        for path in sorted(self.root.rglob("*")):
+            relative = path.relative_to(self.root).as_posix()
+            if path.is_file() and relative.startswith(prefix):
+                path.unlink()
+                count += 1
+        return count
+
+    def _path(self, name: str) -> Any:
+        if name.startswith("/") or ".." in name.split("/"):
+            raise UsageError(f"claim name {name!r} is not a relative path")
+        return self.root / name
+
+
+def claim_store() -> ClaimStore | FileClaimStore:
+    """``$FERRY_CLAIMS_DIR`` (local files) if set, else the app storage account's container."""
+    directory = os.environ.get("FERRY_CLAIMS_DIR")
+    return FileClaimStore(directory) if directory else ClaimStore.from_settings()
 
 
 class ClaimStore:

@@ -8,7 +8,7 @@ import logging
 import sys
 
 from ferry import __version__
-from ferry.cli import archive_commands, copy_command, storage_commands
+from ferry.cli import archive_commands, copy_command, run_command, storage_commands
 from ferry.errors import FerryError
 from ferry.redact import RedactingFilter, redact
 
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     copy_command.add_parser(subparsers)
     archive_commands.add_parsers(subparsers)
     storage_commands.add_parser(subparsers)
+    run_command.add_parser(subparsers)
     return parser
 
 
