@@ -10,6 +10,7 @@ import azure.functions as func
 from activities.blob_copy import bp as blob_copy_activities
 from activities.copy_jobs import bp as copy_job_activities
 from api.health import bp as health_bp
+from api.import_trigger import bp as import_trigger_bp
 from api.pipelines import bp as pipelines_bp
 from orchestrations.copy_job import bp as copy_job_orchestrations
 from orchestrations.runs import bp as run_orchestrations
@@ -19,6 +20,7 @@ from orchestrations.runs import bp as run_orchestrations
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 app.register_functions(health_bp)
+app.register_functions(import_trigger_bp)
 app.register_functions(pipelines_bp)
 app.register_functions(copy_job_orchestrations)
 app.register_functions(run_orchestrations)

@@ -363,6 +363,16 @@ async def _put_run(req: func.HttpRequest, client: Any) -> func.HttpResponse:
         if _runtime_status(status) in _ACTIVE:
             raise ConflictError(f"pipelineRuns/{name}: a run with this name is still running and the request "
                                 "differs; wait for it to finish or use another run name")
+    record = await start_run(store, client, run, kind, pipeline, existing)
+    return _json(_run_view(record, await client.get_status(record.fields["instanceId"])), 202,
+                 _status_headers(req, name))
+
+
+async def start_run(store: ResourceStore, client: Any, run: PipelineRun, kind: Kind, pipeline: Record,
+                    existing: Record | None) -> Record:
+    """Store the run (creating it when ``existing`` is None: a concurrent creator gets ConflictError)
+    and start its ``pipeline_run`` orchestration. Used by PUT pipelineRuns and the import blob trigger."""
+    name = run.name
     instance_id = f"run-{name}-{uuid.uuid4().hex[:8]}"
     pipeline_json = {"name": pipeline.name, **pipeline.body}
     fields = {"instanceId": instance_id, "requestHash": run.request_hash, "forceUpdateTag": run.force_update_tag,
@@ -377,7 +387,7 @@ async def _put_run(req: func.HttpRequest, client: Any) -> func.HttpResponse:
         await _io(store.put, RUNS, record)
         raise
     log.info("pipelineRuns/%s started %s (%s run of %s)", name, instance_id, kind, pipeline.name)
-    return _json(_run_view(record, await client.get_status(instance_id)), 202, _status_headers(req, name))
+    return record
 
 
 async def _get_run(req: func.HttpRequest, client: Any) -> func.HttpResponse:

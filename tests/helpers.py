@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 from dataclasses import dataclass
@@ -34,3 +35,12 @@ def skopeo_raw(host: str, repo: str, ref: str, creds: tuple[str, str] | None = N
     if creds:
         command[3:3] = ["--creds", f"{creds[0]}:{creds[1]}"]
     return subprocess.run(command, check=True, capture_output=True, timeout=60).stdout
+
+
+@functools.cache
+def app_functions() -> dict:
+    """function_app's functions as the worker indexes them. ``get_functions()`` may be called only
+    once per app (it records names for its duplicate check), so every test shares this one call."""
+    import function_app
+
+    return {fn.get_function_name(): fn for fn in function_app.app.get_functions()}

@@ -5,15 +5,13 @@ import json
 import azure.functions as func
 import pytest
 
-import function_app
+from tests.helpers import app_functions
 
 
 @pytest.fixture(scope="module")
 def functions() -> dict[str, func.decorators.function_app.Function]:
-    # get_functions() records names for its duplicate check on the app object, so a second
-    # call on the same app raises "does not have a unique function name": call it once.
-    fns = function_app.app.get_functions()
-    return {fn.get_function_name(): fn for fn in fns}
+    # get_functions() may be called once per app: tests share one call (tests/helpers.py).
+    return app_functions()
 
 
 def _trigger_dict(fn: func.decorators.function_app.Function) -> dict:
@@ -98,3 +96,38 @@ def test_each_route_and_method_has_exactly_one_function(functions):
                 key = (t["route"].lower(), method)
                 assert key not in seen, f"{name} and {seen.get(key)} both serve {key}"
                 seen[key] = name
+
+
+def test_orchestrations_and_activities_are_indexed(functions):
+    def trigger_type(name: str) -> str:
+        return functions[name].get_trigger().get_dict_repr()["type"]
+
+    orchestrators = {"copy_job", "copy_batches", "pipeline_run", "image_import", "blob_copy", "transfer"}
+    activities = {"plan_job", "transfer_batch", "finish_job", "prepare_run", "cleanup_claims",
+                  "start_blob_copy", "blob_copy_status", "relay_blob_copy"}
+    assert {n for n in functions if trigger_type(n) == "orchestrationTrigger"} == orchestrators
+    assert {n for n in functions if trigger_type(n) == "activityTrigger"} == activities
+    assert {n for n in functions if trigger_type(n) == "blobTrigger"} == {"import_trigger"}
+
+
+def test_app_imports_without_dev_dependencies():
+    """The host installs requirements.txt only: importing the app must not need pytest, the test
+    harness, the local runner or any other development-only package."""
+    import subprocess
+    import sys
+
+    blocked = ["pytest", "oras", "bcrypt", "psutil", "tests", "runner", "bench", "demo"]
+    script = (
+        "import sys, importlib.abc\n"
+        f"BLOCKED = {blocked!r}\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in BLOCKED:\n"
+        "            raise ImportError('dev-only module imported: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import function_app\n"
+        "print(len(function_app.app.get_functions()))\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert int(completed.stdout.strip()) >= 20
