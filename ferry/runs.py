@@ -66,7 +66,8 @@ def export_job(pipeline: Mapping[str, Any], request: Mapping[str, Any], settings
     props = _props(pipeline)
     target = props.get("target") or {}
     options = _options(props)
-    registry = _registry((props.get("source") or {}).get("registryUri"), settings, "properties.source.registryUri")
+    source_block = props.get("source") or {}
+    registry = _registry(source_block.get("registryUri"), settings, "properties.source.registryUri")
     artifacts = request.get("artifacts") or []
     if not isinstance(artifacts, list) or not artifacts:
         raise UsageError("properties.request.artifacts: give at least one artifact")
@@ -80,7 +81,7 @@ def export_job(pipeline: Mapping[str, Any], request: Mapping[str, Any], settings
     url = _blob_url(str(target.get("uri") or ""), str((request.get("target") or {}).get("name") or ""),
                     "properties.request.target.name")
     return {
-        "source": _registry_spec(registry, settings),
+        "source": _registry_spec(registry, settings, source_block.get("credentialsRef")),
         "destination": {"kind": "archive", "url": url, "storage": _storage(target),
                         "overwrite": "OverwriteBlobs" in options},
         "export": {"refs": refs, "max_artifacts": int(settings.get("FERRY_MAX_ARTIFACTS", "10000"))},
@@ -100,7 +101,7 @@ def import_job(pipeline: Mapping[str, Any], request: Mapping[str, Any], settings
     remap = target.get("remap") or {}
     return {
         "source": {"kind": "archive", "url": url, "storage": _storage(source)},
-        "destination": _registry_spec(registry, settings),
+        "destination": _registry_spec(registry, settings, target.get("credentialsRef")),
         "import": {"prefix": target.get("repositoryPrefix") or "", "remap": sorted(remap.items())},
         "options": {"continue_on_errors": "ContinueOnErrors" in options,
                     "overwrite_tags": "OverwriteTags" in options},
