@@ -23,6 +23,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from api.pipelines import RUNS, _io, _store, start_run
+from ferry.appsettings import APP_STORAGE_SETTING, setting_connection_string
 from ferry.archive.catalog import is_ferry_archive
 from ferry.errors import ConflictError
 from ferry.pipelines import arm_resource, parse_import_pipeline, parse_pipeline_run
@@ -60,7 +61,7 @@ def _same_container(pipeline_uri: str, blob: BlobLocation) -> bool:
 def _blob_properties(location: BlobLocation) -> tuple[str, dict[str, str]]:
     from ferry.storage import ConnectionStringAuth
 
-    connection = os.environ.get(CONNECTION_SETTING) or os.environ.get("AzureWebJobsStorage", "")  # noqa: SIM112
+    connection = setting_connection_string(CONNECTION_SETTING, fallback=APP_STORAGE_SETTING)
     auth = ConnectionStringAuth((connection,)) if "AccountName=" in connection else None
     with translate_errors(f"archive {location}"):
         properties = blob_client(location, auth).get_blob_properties()

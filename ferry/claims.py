@@ -13,26 +13,16 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
+from ferry.appsettings import APP_STORAGE_SETTING, setting_connection_string
 from ferry.errors import NotFoundError, UsageError
 
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
 
 CONTAINER = "ferry-claims"
-#: Development storage, as the Functions host understands ``UseDevelopmentStorage=true``.
-DEVELOPMENT_STORAGE = (
-    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
-    "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;"
-)
-
-
-def app_storage_connection_string() -> str:
+def claims_connection_string() -> str:
     """``$FERRY_CLAIMS_CONNECTION``, else the app's ``$AzureWebJobsStorage``."""
-    value = os.environ.get("FERRY_CLAIMS_CONNECTION") or os.environ.get("AzureWebJobsStorage")  # noqa: SIM112
-    if not value:
-        raise UsageError("app setting AzureWebJobsStorage (or FERRY_CLAIMS_CONNECTION) is not set")
-    return DEVELOPMENT_STORAGE if value.strip() == "UseDevelopmentStorage=true" else value
+    return setting_connection_string("FERRY_CLAIMS_CONNECTION", fallback=APP_STORAGE_SETTING)
 
 
 class FileClaimStore:
@@ -89,7 +79,7 @@ class ClaimStore:
     def from_settings(cls) -> ClaimStore:
         from azure.storage.blob import ContainerClient
 
-        return cls(ContainerClient.from_connection_string(app_storage_connection_string(), CONTAINER))
+        return cls(ContainerClient.from_connection_string(claims_connection_string(), CONTAINER))
 
     def put_json(self, name: str, data: Any) -> str:
         from ferry.storage import translate_errors

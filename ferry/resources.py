@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ferry.appsettings import app_storage_connection_string
 from ferry.errors import ConflictError, NotFoundError, StorageError, UsageError
 
 if TYPE_CHECKING:
@@ -37,19 +37,12 @@ CONNECTION_SETTING = "AzureWebJobsStorage"
 _CHUNK_UNITS = 30_000
 _MAX_PARTS = 15  # 15 x 60 KB stays under the 1 MiB entity limit with room for the other fields
 #: Azurite's well-known development account, for ``UseDevelopmentStorage=true``.
-_DEVELOPMENT_STORAGE = (
-    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;"
-    "TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
-)
-
-
 def connection_string() -> str:
     """The ``AzureWebJobsStorage`` app setting (``UseDevelopmentStorage=true`` means local Azurite)."""
-    value = os.environ.get(CONNECTION_SETTING, "").strip()
-    if not value:
-        raise StorageError(f"app setting {CONNECTION_SETTING} is not set: Ferry keeps its pipelines there")
-    return _DEVELOPMENT_STORAGE if value == "UseDevelopmentStorage=true" else value
+    try:
+        return app_storage_connection_string()
+    except UsageError as exc:
+        raise StorageError(f"app setting {CONNECTION_SETTING} is not set: Ferry keeps its pipelines there") from exc
 
 
 @dataclass
