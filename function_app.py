@@ -7,6 +7,7 @@ api/ (HTTP and other triggers), orchestrations/, activities/ and ferry/.
 import azure.durable_functions as df
 import azure.functions as func
 
+from activities.acr_import import bp as acr_import_activities
 from activities.blob_copy import bp as blob_copy_activities
 from activities.copy_jobs import bp as copy_job_activities
 from api.health import bp as health_bp
@@ -26,3 +27,4 @@ app.register_functions(copy_job_orchestrations)
 app.register_functions(run_orchestrations)
 app.register_functions(copy_job_activities)
 app.register_functions(blob_copy_activities)
+app.register_functions(acr_import_activities)

@@ -19,6 +19,9 @@ and importImage starts ``image_import`` with::
      "targetTags": ["repo:tag", ...], "untaggedTargetRepositories": [...], "mode": "NoForce" | "Force",
      "targetRegistry": FERRY_REGISTRY}
 
+plus ``"handoff": {"resourceId": TARGET_ACR}`` (and ``source.resourceId`` as given) when the app
+settings ``FERRY_ACR_IMPORT_HANDOFF=true`` and ``FERRY_TARGET_ACR_RESOURCE_ID`` hand the import to ACR.
+
 Credentials never enter orchestration input (it is kept in the task hub's history): they go to a
 claim (:mod:`ferry.claims`) and only its name travels. Errors answer in ARM's shape
 ``{"error": {"code", "message"}}``: 400 names the bad field, 404 the unknown resource, 409 a run
@@ -459,9 +462,19 @@ def _target_registry() -> str:
         raise FerryError(f"app setting {REGISTRY_SETTING} (the registry importImage writes to) is not set") from exc
 
 
+def _optional_target_registry() -> str | None:
+    try:
+        return default_registry("targetRegistry")
+    except UsageError:
+        return None
+
+
 async def _import_image(req: func.HttpRequest, client: Any) -> func.HttpResponse:
+    from ferry.acr import handoff_target
+
     params = parse_import_image(_body(req))
-    target = _target_registry()
+    handoff = handoff_target()  # the target ACR's resource id when ACR imports the image itself
+    target = _target_registry() if handoff is None else _optional_target_registry()
     if params.registry_uri is not None:
         host = params.registry_uri
     else:
@@ -473,16 +486,20 @@ async def _import_image(req: func.HttpRequest, client: Any) -> func.HttpResponse
     if params.credentials is not None:
         credentials_ref = await _io(_put_claim, f"credentials/importImage/{uuid.uuid4().hex}",
                                     params.credentials.to_claim())
-    client_input = {
+    client_input: dict[str, Any] = {
         "source": {"registry": host, "image": params.source_image, "credentialsRef": credentials_ref},
         "targetTags": params.target_tags,
         "untaggedTargetRepositories": params.untagged_target_repositories,
         "mode": params.mode,
         "targetRegistry": target,
     }
+    if handoff is not None:
+        if params.resource_id is not None:  # ACR is given the source as the caller gave it
+            client_input["source"]["resourceId"] = params.resource_id
+        client_input["handoff"] = {"resourceId": handoff}
     instance_id = f"importimage-{uuid.uuid4().hex[:12]}"
     await client.start_new(IMAGE_IMPORT_ORCHESTRATOR, instance_id, client_input=client_input)
-    log.info("importImage %s: %s/%s -> %s", instance_id, host, params.source_image, target)
+    log.info("importImage %s: %s/%s -> %s", instance_id, host, params.source_image, handoff or target)
     response: func.HttpResponse = client.create_check_status_response(req, instance_id)
     return response
 

@@ -5,7 +5,9 @@ import chained, for connected clouds).
 ``pipeline_run`` input: ``{"runName", "kind": "export"|"import", "pipeline", "request"}``; its output
 is the PipelineRun response: ``{"status", "importedArtifacts", "catalogDigest",
 "pipelineRunErrorMessage", "artifacts"}``. ``image_import`` input is the parsed
-ImportImageParameters (see :func:`ferry.runs.image_import_job`); same output shape.
+ImportImageParameters (see :func:`ferry.runs.image_import_job`); same output shape. With
+``"handoff": {"resourceId"}`` in it, the target ACR's own importImage does the work
+(activity ``acr_import_image``).
 """
 
 from __future__ import annotations
@@ -57,7 +59,17 @@ def pipeline_run(context: df.DurableOrchestrationContext) -> Generator[Any, Any,
 def image_import(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
     spec = context.get_input()
     context.set_custom_status(status("importImage", 0, step="starting"))
-    output = yield from _job_run(context, "image_import", None, spec, "importImage")
+    handoff = spec.get("handoff")
+    if handoff:  # the target is an ACR that imports the image itself
+        context.set_custom_status(status("importImage", 0, step="ACR importImage"))
+        done = yield context.call_activity_with_retry(
+            "acr_import_image", RETRY, {"resourceId": handoff["resourceId"], "params": spec})
+        source = f"{spec['source']['registry']}/{spec['source']['image']}"
+        output = run_output(None, done["error"]) if "error" in done else run_output(
+            {"report": {"ok": True, "artifacts": [{"source": source, "target": t, "status": "copied"}
+                                                  for t in done["imported"]]}}, None)
+    else:
+        output = yield from _job_run(context, "image_import", None, spec, "importImage")
     context.set_custom_status(status("importImage", 100, step="done"))
     return output
 
