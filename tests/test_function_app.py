@@ -131,3 +131,17 @@ def test_app_imports_without_dev_dependencies():
     completed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert int(completed.stdout.strip()) >= 20
+
+
+def test_local_settings_example_lists_every_app_setting_the_code_reads():
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    cli_only = {"FERRY_CACHE_DIR", "FERRY_CLAIMS_DIR"}  # the ferry CLI's, not the app's
+    sources = [p for d in ("ferry", "api", "orchestrations", "activities") for p in (root / d).rglob("*.py")]
+    read = {name for p in sources for name in re.findall(r'"(FERRY_[A-Z_]+)"', p.read_text())} - cli_only
+    example = json.loads((root / "local.settings.json.example").read_text())["Values"]
+    assert read, "no setting found: the scan itself is broken"
+    assert read <= set(example), sorted(read - set(example))
+    assert example["AzureWebJobsStorage"] == "UseDevelopmentStorage=true"
