@@ -207,3 +207,42 @@ def test_registry_restart_mid_run_is_retried(runner, app_env, registry, registry
     assert result.output.get("outcome", {}).get("report", {}).get("ok"), result.output
     assert time.monotonic() - started >= 3.0
     assert skopeo_raw(target.host, "orch/big", "v1") == big.raw
+
+
+def test_expired_sas_from_key_vault_fails_the_run_clearly(runner, app_env, azurite, registry, registry_b, seeded,
+                                                          keyvault, monkeypatch, capsys, caplog):
+    import logging
+    import secrets
+    from datetime import UTC, datetime, timedelta
+
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    from ferry.storage import clear_client_cache
+    from tests.harness.identity import CONFLICTING_ENV_VARS
+    from tests.helpers import run_ferry
+
+    caplog.set_level(logging.DEBUG)
+    for name in CONFLICTING_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in keyvault.identity.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("FERRY_KEYVAULT_CA_BUNDLE", str(keyvault.ca_bundle))
+    clear_client_cache()
+    assert run_ferry(capsys, "export", f"{registry.host}/{seeded['helm']}:v1", "--to",
+                     f"{app_env.container_url('acct2')}/sas.tar", "--connection-string",
+                     azurite.connection_string("acct2")).code == 0
+    expired = generate_container_sas("acct2", app_env.name, account_key=azurite.accounts["acct2"],
+                                     permission=ContainerSasPermissions(read=True),
+                                     expiry=datetime.now(UTC) - timedelta(hours=1))
+    secret_uri = keyvault.set_secret(f"exp{secrets.token_hex(4)}", expired)
+    pipeline = import_pipeline(app_env, registry_b, prefix="expired")
+    pipeline["properties"]["source"].update(storageAccessMode="SasToken", keyVaultUri=secret_uri)
+    result = runner.run("pipeline_run", {"runName": "expired", "kind": "import", "pipeline": pipeline,
+                                         "request": {"source": {"name": "sas.tar"}}})
+    output = result.output
+    assert output["status"] == "Failed"
+    message = output["pipelineRunErrorMessage"]
+    assert "sas.tar" in message and ("expired" in message.lower() or "403" in message)
+    signature = next(p.split("=", 1)[1] for p in expired.split("&") if p.startswith("sig="))
+    assert signature not in json.dumps(output) + caplog.text
+    assert c.list_tags(registry_b.url, f"expired/{seeded['helm']}") == []
