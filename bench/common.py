@@ -11,6 +11,8 @@
 * `run_sampled`: runs a command, samples its RSS (children included) every 20 ms.
 * `raw_get` / `raw_put`: the raw registry limits (parallel GET / monolithic POST+PUT).
 * `verify_tags`: checks that every tag of the set in a target points at the source digest.
+* `CpuMeter`: CPU seconds of named server processes and of reaped subprocesses over a window.
+* Reporting: `log`, `settle`, `median_of`, `row`, `target_line`.
 
 Nothing here imports ``ferry``; the harness (``tests/harness``) is used only to start registries.
 """
@@ -21,7 +23,9 @@ import contextlib
 import hashlib
 import json
 import os
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -29,7 +33,7 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -274,6 +278,10 @@ class Registries:
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
+    def pids(self) -> list[int]:
+        """The pids of the running registries."""
+        return [pid for server, _ in self._live.values() if (pid := server.process.pid) is not None]
+
     def close(self) -> None:
         for host in list(self._live):
             self.drop(self._live[host][0])
@@ -467,3 +475,104 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     start = time.perf_counter()
     value = fn()
     return time.perf_counter() - start, value
+
+
+# --- CPU accounting -------------------------------------------------------------------------
+def process_cpu(pids: Iterable[int]) -> float:
+    """User + system CPU seconds used so far by `pids` and their live descendants."""
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(psutil.Error):
+            proc = psutil.Process(pid)
+            for p in (proc, *proc.children(recursive=True)):
+                with contextlib.suppress(psutil.Error):
+                    t = p.cpu_times()
+                    total += t.user + t.system
+    return total
+
+
+def reaped_children_cpu() -> float:
+    """User + system CPU seconds of this process's children that have exited and been waited for."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+class CpuMeter:
+    """CPU seconds spent between `start()` and `stop()` by named groups of server processes
+    (each a callable giving the current pids) and by ``subprocesses``: children of this
+    process that exited in the window (e.g. one ``ferry`` run; servers still running are not
+    counted there). ``bench`` is this process's own CPU (client-side work such as SDK calls);
+    ``machine_busy`` the whole machine's non-idle CPU seconds without steal (all cores; wall
+    times cores = saturated), ``machine_steal`` the time the hypervisor gave to other guests."""
+
+    def __init__(self, groups: dict[str, Callable[[], Iterable[int]]]) -> None:
+        self.groups = groups
+        self._start: dict[str, float] = {}
+
+    def _snapshot(self) -> dict[str, float]:
+        snap = {name: process_cpu(pids()) for name, pids in self.groups.items()}
+        snap["subprocesses"] = reaped_children_cpu()
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        snap["bench"] = own.ru_utime + own.ru_stime
+        machine = psutil.cpu_times()
+        steal = getattr(machine, "steal", 0.0)
+        snap["machine_busy"] = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0) - steal
+        snap["machine_steal"] = steal
+        return snap
+
+    def start(self) -> None:
+        self._start = self._snapshot()
+
+    def stop(self) -> dict[str, float]:
+        end = self._snapshot()
+        return {name: end[name] - self._start.get(name, 0.0) for name in end}
+
+
+# --- reporting ------------------------------------------------------------------------------
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def settle() -> None:
+    """Flush dirty pages (earlier scenarios wrote GBs) so writeback does not land in a timing."""
+    os.sync()
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first run's fields with every number replaced by its median over `runs` (recursing
+    into dicts). ``*_runs`` lists keep each run's value; ``problems`` is the union over runs."""
+    out: dict[str, Any] = {}
+    for key, value in runs[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            values = [r[key] for r in runs]
+            out[key] = statistics.median(values)
+            out[f"{key}_runs"] = values
+        elif isinstance(value, dict) and all(isinstance(r.get(key), dict) for r in runs):
+            out[key] = median_of([r[key] for r in runs])
+        elif key == "problems":
+            out[key] = sorted({p for r in runs for p in r[key]})
+        else:
+            out[key] = value
+    return out
+
+
+def fmt_seconds(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:8.2f} s"
+
+
+def rate(nbytes: int, seconds: float | None) -> str:
+    return "" if not seconds or not nbytes else f"{nbytes / MB / seconds:7.0f} MB/s"
+
+
+def row(label: str, fig: dict[str, Any] | None, key: str, nbytes: int, width: int = 44) -> str:
+    """One table line: label, median seconds, rate over `nbytes`, and every run's value."""
+    value = fig.get(key) if fig else None
+    runs = " ".join(f"{v:.2f}" for v in (fig or {}).get(f"{key}_runs", []))
+    return f"{label:{width}s} {fmt_seconds(value)} {rate(nbytes, value):>14s}   {runs}"
+
+
+def target_line(value: float | None, limit: float, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    verdict = "ok" if value <= limit else "MISSED"
+    return f"{value:6.2f}{unit}  (target <= {limit:g}{unit})  {verdict}"

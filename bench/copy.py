@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import sys
@@ -43,13 +42,18 @@ from bench.common import (
     fast_layer,
     fresh_cache_env,
     fresh_registry,
+    log,
+    median_of,
     oci_image,
     push_image,
     push_set,
     raw_get,
     raw_put,
+    row,
     run_quiet,
     run_sampled,
+    settle,
+    target_line,
     timed,
     verify_tags,
 )
@@ -57,15 +61,6 @@ from bench.common import (
 PYTHON = ROOT / ".venv" / "bin" / "python"
 FERRY = ROOT / ".venv" / "bin" / "ferry"
 TARGETS = {"ferry_over_skopeo": 0.6, "ferry_over_raw_put": 1.5, "peak_rss_mb": 150.0}
-
-
-def settle() -> None:
-    """Flush dirty pages (earlier scenarios wrote GBs) so writeback does not land in a timing."""
-    os.sync()
-
-
-def log(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def bench_ferry_cli(regs: Registries, src: str, refset: Any, parallel: int) -> dict[str, Any]:
@@ -134,45 +129,6 @@ def bench_rss(regs: Registries, src: Any, scale: float, parallel: int, repeat: i
     return {"layer_bytes": size, "seconds": statistics.median(r.seconds for r in runs),
             "seconds_runs": [r.seconds for r in runs],
             "peak_rss_mb": max(r.peak_rss for r in runs) / MB, "peak_rss_mb_runs": [r.peak_rss / MB for r in runs]}
-
-
-def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The first run's fields with every number replaced by its median over `runs`.
-
-    ``*_runs`` lists keep each run's value; ``problems`` is the union over runs.
-    """
-    out: dict[str, Any] = {}
-    for key, value in runs[0].items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            values = [r[key] for r in runs]
-            out[key] = statistics.median(values)
-            out[f"{key}_runs"] = values
-        elif key == "problems":
-            out[key] = sorted({p for r in runs for p in r[key]})
-        else:
-            out[key] = value
-    return out
-
-
-def _fmt_s(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:8.2f} s"
-
-
-def _rate(nbytes: int, seconds: float | None) -> str:
-    return "" if not seconds else f"{nbytes / MB / seconds:7.0f} MB/s"
-
-
-def _row(label: str, fig: dict[str, Any] | None, key: str, nbytes: int) -> str:
-    value = fig.get(key) if fig else None
-    runs = " ".join(f"{v:.2f}" for v in (fig or {}).get(f"{key}_runs", []))
-    return f"{label:44s} {_fmt_s(value)} {_rate(nbytes, value):>14s}   {runs}"
-
-
-def _target(value: float | None, limit: float, unit: str = "") -> str:
-    if value is None:
-        return "n/a"
-    verdict = "ok" if value <= limit else "MISSED"
-    return f"{value:6.2f}{unit}  (target <= {limit:g}{unit})  {verdict}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,12 +200,12 @@ def main(argv: list[str] | None = None) -> int:
         f"  logical bytes {logical / MB:9.1f} MB  (sum over images)",
         "",
         f"{'measurement (median of ' + str(args.repeat) + ')':44s} {'wall':>10s} {'rate (unique)':>14s}   runs",
-        _row("ferry CLI per repo (--all-tags), sequential", cli, "seconds", unique),
-        _row("ferry one run (ferry copy SRC... DST)", one, "seconds", unique),
-        _row("skopeo copy --all per image, sequential", figures.get("skopeo"), "seconds", unique),
-        _row("raw parallel GET of unique blobs", raw, "get_seconds", raw["get_bytes"]),
-        _row("raw parallel PUT of unique blobs", raw, "put_seconds", raw["put_bytes"]),
-        _row(f"ferry copy, one image, {rss['layer_bytes'] / MiB:.0f} MiB layer", rss, "seconds", rss["layer_bytes"]),
+        row("ferry CLI per repo (--all-tags), sequential", cli, "seconds", unique),
+        row("ferry one run (ferry copy SRC... DST)", one, "seconds", unique),
+        row("skopeo copy --all per image, sequential", figures.get("skopeo"), "seconds", unique),
+        row("raw parallel GET of unique blobs", raw, "get_seconds", raw["get_bytes"]),
+        row("raw parallel PUT of unique blobs", raw, "put_seconds", raw["put_bytes"]),
+        row(f"ferry copy, one image, {rss['layer_bytes'] / MiB:.0f} MiB layer", rss, "seconds", rss["layer_bytes"]),
         "",
         f"ferry one run: uploaded {one['report']['bytes_uploaded'] / MB:.1f} MB in "
         f"{one['report']['blobs_uploaded']} blobs, mounted {one['report']['blobs_mounted']}, "
@@ -257,12 +213,15 @@ def main(argv: list[str] | None = None) -> int:
         f"ferry CLI per repo: uploaded {cli['bytes_uploaded'] / MB:.1f} MB",
         "",
         "Targets:",
-        f"  ferry one run / skopeo       {_target(ratios['ferry_one_run_over_skopeo'], TARGETS['ferry_over_skopeo'])}",
-        f"  ferry CLI per repo / skopeo  {_target(ratios['ferry_cli_over_skopeo'], TARGETS['ferry_over_skopeo'])}",
+        f"  ferry one run / skopeo       "
+        f"{target_line(ratios['ferry_one_run_over_skopeo'], TARGETS['ferry_over_skopeo'])}",
+        f"  ferry CLI per repo / skopeo  "
+        f"{target_line(ratios['ferry_cli_over_skopeo'], TARGETS['ferry_over_skopeo'])}",
         f"  ferry one run / raw PUT      "
-        f"{_target(ratios['ferry_one_run_over_raw_put'], TARGETS['ferry_over_raw_put'])}",
-        f"  ferry CLI per repo / raw PUT {_target(ratios['ferry_cli_over_raw_put'], TARGETS['ferry_over_raw_put'])}",
-        f"  peak RSS (big layer, max)    {_target(ratios['peak_rss_mb'], TARGETS['peak_rss_mb'], ' MB')}",
+        f"{target_line(ratios['ferry_one_run_over_raw_put'], TARGETS['ferry_over_raw_put'])}",
+        f"  ferry CLI per repo / raw PUT "
+        f"{target_line(ratios['ferry_cli_over_raw_put'], TARGETS['ferry_over_raw_put'])}",
+        f"  peak RSS (big layer, max)    {target_line(ratios['peak_rss_mb'], TARGETS['peak_rss_mb'], ' MB')}",
     ]
     lines = [line for line in lines if line is not None]
     for name in ("ferry_cli", "ferry_one_run", "skopeo"):
