@@ -33,10 +33,11 @@ from typing import Any
 
 import pytest
 
+from tests.harness.arm import ArmStandIn
 from tests.harness.azurite import AzuriteServer, find_azurite, start_azurite
 from tests.harness.content import Manifest, sample_set
 from tests.harness.fakeregistry import FakeRegistry
-from tests.harness.identity import ManagedIdentityStandIn
+from tests.harness.identity import CONFLICTING_ENV_VARS, ManagedIdentityStandIn
 from tests.harness.keyvault import KeyVaultStandIn
 from tests.harness.registry import AcrLikeRegistry, RegistryServer, start_acr_like, start_registry
 from tests.harness.tokenserver import TokenServer
@@ -185,5 +186,21 @@ def keyvault(services_dir: Path) -> Iterator[KeyVaultFixture]:
     identity = ManagedIdentityStandIn()
     server = KeyVaultStandIn(services_dir / "keyvault", identity.token)
     yield KeyVaultFixture(server, identity)
+    server.stop()
+    identity.stop()
+
+
+@pytest.fixture
+def arm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ArmStandIn]:
+    """ARM and managed identity stand-ins, with the app settings that point Ferry at them."""
+    identity = ManagedIdentityStandIn()
+    server = ArmStandIn(tmp_path / "arm", identity.token)
+    for name in CONFLICTING_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in identity.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("FERRY_ARM_ENDPOINT", server.url)
+    monkeypatch.setenv("FERRY_ARM_CA_BUNDLE", str(server.ca_bundle))
+    yield server
     server.stop()
     identity.stop()

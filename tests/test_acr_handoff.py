@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import azure.functions as func
@@ -21,28 +20,11 @@ from runner.client import LocalDurableClient, acall_client_function
 from runner.replay import LocalOrchestrationRunner
 from tests.harness import content as c
 from tests.harness.arm import ArmStandIn
-from tests.harness.identity import CONFLICTING_ENV_VARS, ManagedIdentityStandIn
 from tests.helpers import app_functions, skopeo_raw
 
 SUB = "11111111-2222-3333-4444-555555555555"
 PASSWORD = "HANDOFFPASSWORD42"
 FUNCTION_KEY = "FUNCTIONKEYhandoff"
-
-
-@pytest.fixture
-def arm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ArmStandIn]:
-    """ARM and managed identity stand-ins, with the app settings that point Ferry at them."""
-    identity = ManagedIdentityStandIn()
-    server = ArmStandIn(tmp_path / "arm", identity.token)
-    for name in CONFLICTING_ENV_VARS:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in identity.env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("FERRY_ARM_ENDPOINT", server.url)
-    monkeypatch.setenv("FERRY_ARM_CA_BUNDLE", str(server.ca_bundle))
-    yield server
-    server.stop()
-    identity.stop()
 
 
 @pytest.fixture

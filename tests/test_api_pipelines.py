@@ -31,7 +31,6 @@ from runner.client import LocalDurableClient, acall_client_function
 from runner.functions import iter_functions
 from runner.replay import LocalOrchestrationRunner
 from tests.harness.arm import ArmStandIn
-from tests.harness.identity import CONFLICTING_ENV_VARS, ManagedIdentityStandIn
 
 DATA = Path(__file__).parent / "data" / "acr"
 FUNCTIONS = {fn.get_function_name(): fn for fn in iter_functions(pipelines_bp)}
@@ -620,22 +619,6 @@ def test_import_image_bad_field_is_400_naming_it(app_env: str, client: Any, runn
                                                  body: Any, field: str) -> None:
     assert_error(import_image(client, body), 400, f"{field}:")
     assert runner.instances() == []
-
-
-@pytest.fixture
-def arm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ArmStandIn]:
-    """ARM and managed identity stand-ins, with the app settings that point Ferry at them."""
-    identity = ManagedIdentityStandIn()
-    server = ArmStandIn(tmp_path / "arm", identity.token)
-    for name in CONFLICTING_ENV_VARS:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in identity.env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("FERRY_ARM_ENDPOINT", server.url)
-    monkeypatch.setenv("FERRY_ARM_CA_BUNDLE", str(server.ca_bundle))
-    yield server
-    server.stop()
-    identity.stop()
 
 
 def test_import_image_by_resource_id_resolves_the_login_server(app_env: str, client: Any, arm: ArmStandIn,
