@@ -27,7 +27,8 @@ demo: bootstrap
 	$(PYTHON) -m demo
 
 bench: bootstrap
-	$(PYTHON) bench/copy.py
+	$(PYTHON) -m bench.copy
+	$(PYTHON) -m bench.transfer
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache build *.egg-info .demo .bench
