@@ -50,7 +50,13 @@ def run_waves(context: df.DurableOrchestrationContext, job: dict[str, Any], pref
 
 @bp.orchestration_trigger(context_name="context")
 def copy_job(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
-    spec = context.get_input()
+    return (yield from copy_job_steps(context, context.get_input()))
+
+
+def copy_job_steps(context: df.DurableOrchestrationContext,
+                   spec: dict[str, Any]) -> Generator[Any, Any, dict[str, Any]]:
+    """The steps of ``copy_job``, for an orchestrator to run inline (``yield from``) so that the
+    progress it reports lands in that orchestrator's own custom status."""
     job, prefix, stage = spec["job"], spec["prefix"], spec.get("stage", "copy")
     start, end = spec.get("progress", [0, 100])
     context.set_custom_status(status(stage, start, step="planning"))

@@ -19,7 +19,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from ferry.runs import run_output
-from orchestrations.copy_job import RETRY
+from orchestrations.copy_job import RETRY, copy_job_steps
 from orchestrations.progress import status
 
 bp = df.Blueprint()
@@ -35,9 +35,10 @@ def _job_run(context: df.DurableOrchestrationContext, kind: str, pipeline: Any, 
         "prepare_run", RETRY, {"kind": kind, "pipeline": pipeline, "request": request})
     if "error" in prepared:
         return run_output(None, prepared["error"])
-    result = yield context.call_sub_orchestrator(
-        "copy_job", {"job": prepared["job"], "prefix": f"runs/{context.instance_id}", "stage": stage,
-                     "progress": [0, 100]}, f"{context.instance_id}:copy")
+    # Inline, not a sub-orchestration: the run's own custom status then carries the copy's progress,
+    # which GET pipelineRuns reports as progress.percentage.
+    result = yield from copy_job_steps(context, {"job": prepared["job"], "prefix": f"runs/{context.instance_id}",
+                                                 "stage": stage, "progress": [0, 100]})
     if "error" in result:
         return run_output(None, result["error"])
     return run_output(result["outcome"], None)

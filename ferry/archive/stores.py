@@ -157,7 +157,7 @@ def block_id(data: bytes | memoryview) -> str:
 class BlockBlobStore:
     """An Azure block blob: entries staged as content-addressed blocks, committed at publish."""
 
-    def __init__(self, client: BlobClient, name: str, *, block_size: int = 8 * 1024 * 1024) -> None:
+    def __init__(self, client: BlobClient, name: str, *, block_size: int = 4 * 1024 * 1024) -> None:
         self.client = client
         self.name = name
         self.block_size = block_size
