@@ -265,7 +265,9 @@ class ArchiveSource(IndexedLayoutReader):
         self.reader = reader
         try:
             fmt.check_uncompressed(reader.read(0, min(8, reader.size)), reader.name)
-            self.members = fmt.scan_members(io.BufferedReader(RangeFile(reader)), reader.size, reader.name)
+            # A small read-ahead: headers of big entries are far apart, and each window is a ranged GET.
+            self.members = fmt.scan_members(io.BufferedReader(RangeFile(reader, window=64 * 1024)), reader.size,
+                                            reader.name)
             self.index = LayoutIndex.parse(self._read_member(self.members[INDEX_FILE]))
             self._check_index_sizes()
             check_metadata(metadata or {}, self.index, reader.name)
