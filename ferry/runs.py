@@ -20,19 +20,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from ferry.errors import UsageError
+from ferry.pipelines import StorageLocation, parse_export_pipeline, parse_import_pipeline
 from ferry.reference import ArtifactSpec, Reference
 
 REGISTRY_SETTING = "FERRY_REGISTRY"
 INSECURE_SETTING = "FERRY_INSECURE_REGISTRIES"
-
-
-def _props(resource: Mapping[str, Any]) -> dict[str, Any]:
-    props = resource.get("properties")
-    return props if isinstance(props, dict) else {}
-
-
-def _options(props: Mapping[str, Any]) -> set[str]:
-    return {str(o) for o in props.get("options") or []}
 
 
 def _registry(value: str | None, settings: Mapping[str, str], field: str) -> str:
@@ -48,11 +40,6 @@ def _registry_spec(registry: str, settings: Mapping[str, str], credentials: str 
     return {"kind": "registry", "registry": registry, "credentials": credentials, "insecure": registry in insecure}
 
 
-def _storage(block: Mapping[str, Any]) -> dict[str, Any]:
-    mode = block.get("storageAccessMode") or ("SasToken" if block.get("keyVaultUri") else "ConnectionString")
-    return {"mode": mode, "keyVaultUri": block.get("keyVaultUri")}
-
-
 def _blob_url(container: str, name: str, field: str) -> str:
     if not container:
         raise UsageError(f"{field}: the pipeline has no storage container uri")
@@ -61,13 +48,14 @@ def _blob_url(container: str, name: str, field: str) -> str:
     return f"{container.rstrip('/')}/{name}"
 
 
+def _storage(location: StorageLocation) -> dict[str, Any]:
+    return {"mode": location.storage_access_mode, "keyVaultUri": location.key_vault_uri}
+
+
 def export_job(pipeline: Mapping[str, Any], request: Mapping[str, Any], settings: Mapping[str, str]) -> dict[str, Any]:
     """The job for an export run; ``artifacts`` are ``repo``, ``repo:tag``, ``repo:GLOB`` or ``repo@digest``."""
-    props = _props(pipeline)
-    target = props.get("target") or {}
-    options = _options(props)
-    source_block = props.get("source") or {}
-    registry = _registry(source_block.get("registryUri"), settings, "properties.source.registryUri")
+    model = parse_export_pipeline(str(pipeline.get("name") or ""), pipeline)
+    registry = model.source.registry_uri
     artifacts = request.get("artifacts") or []
     if not isinstance(artifacts, list) or not artifacts:
         raise UsageError("properties.request.artifacts: give at least one artifact")
@@ -78,34 +66,29 @@ def export_job(pipeline: Mapping[str, Any], request: Mapping[str, Any], settings
         except UsageError as exc:
             raise UsageError(f"properties.request.artifacts[{index}]: {exc}") from exc
         refs.append(f"{registry}/{spec}")
-    url = _blob_url(str(target.get("uri") or ""), str((request.get("target") or {}).get("name") or ""),
+    url = _blob_url(model.target.uri, str((request.get("target") or {}).get("name") or ""),
                     "properties.request.target.name")
     return {
-        "source": _registry_spec(registry, settings, source_block.get("credentialsRef")),
-        "destination": {"kind": "archive", "url": url, "storage": _storage(target),
-                        "overwrite": "OverwriteBlobs" in options},
+        "source": _registry_spec(registry, settings, model.source.credentials_ref),
+        "destination": {"kind": "archive", "url": url, "storage": _storage(model.target),
+                        "overwrite": "OverwriteBlobs" in model.options},
         "export": {"refs": refs, "max_artifacts": int(settings.get("FERRY_MAX_ARTIFACTS", "10000"))},
-        "options": {"continue_on_errors": "ContinueOnErrors" in options},
+        "options": {"continue_on_errors": "ContinueOnErrors" in model.options},
     }
 
 
 def import_job(pipeline: Mapping[str, Any], request: Mapping[str, Any], settings: Mapping[str, str]) -> dict[str, Any]:
     """The job for an import run of blob ``source.name`` in the pipeline's container."""
-    props = _props(pipeline)
-    source = props.get("source") or {}
-    target = props.get("target") or {}
-    options = _options(props)
-    registry = _registry(target.get("registryUri"), settings, "properties.target.registryUri")
-    url = _blob_url(str(source.get("uri") or ""), str((request.get("source") or {}).get("name") or ""),
+    model = parse_import_pipeline(str(pipeline.get("name") or ""), pipeline)
+    url = _blob_url(model.source.uri, str((request.get("source") or {}).get("name") or ""),
                     "properties.request.source.name")
-    remap = target.get("remap") or {}
     return {
-        "source": {"kind": "archive", "url": url, "storage": _storage(source)},
-        "destination": _registry_spec(registry, settings, target.get("credentialsRef")),
-        "import": {"prefix": target.get("repositoryPrefix") or "", "remap": sorted(remap.items())},
-        "options": {"continue_on_errors": "ContinueOnErrors" in options,
-                    "overwrite_tags": "OverwriteTags" in options},
-        "delete_source_on_success": "DeleteSourceBlobOnSuccess" in options,
+        "source": {"kind": "archive", "url": url, "storage": _storage(model.source)},
+        "destination": _registry_spec(model.target.registry_uri, settings, model.target.credentials_ref),
+        "import": {"prefix": model.repository_prefix, "remap": sorted(model.remap.items())},
+        "options": {"continue_on_errors": "ContinueOnErrors" in model.options,
+                    "overwrite_tags": "OverwriteTags" in model.options},
+        "delete_source_on_success": "DeleteSourceBlobOnSuccess" in model.options,
     }
 
 

@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     body = _load(run_path, "run file")
     name = args.name or (body.get("name") if isinstance(body, dict) else None) or run_path.stem
     parsed = parse_pipeline_run(name, body)
-    kind, pipeline = find_pipeline(Path(args.pipelines), parsed.pipeline.name, parsed.pipeline.kind)
+    kind, found = find_pipeline(Path(args.pipelines), parsed.pipeline.name, parsed.pipeline.kind)
+    pipeline = {**found, "name": parsed.pipeline.name}  # as the API stores it: the name from the id
     (parse_export_pipeline if kind == "export" else parse_import_pipeline)(parsed.pipeline.name, pipeline)
     parsed.check_kind(kind)
     if not os.environ.get("FERRY_CLAIMS_DIR") and not os.environ.get("AzureWebJobsStorage"):  # noqa: SIM112
