@@ -148,9 +148,9 @@ async def _io(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
 
 
 def _put_claim(name: str, data: Any) -> str:
-    from ferry.claims import ClaimStore
+    from ferry.claims import claim_store
 
-    return ClaimStore.from_settings().put_json(name, data)
+    return claim_store().put_json(name, data)
 
 
 def _self_url(req: func.HttpRequest, path: str) -> str:

@@ -62,10 +62,19 @@ class FileClaimStore:
         return self.root / name
 
 
+_stores: dict[str, ClaimStore] = {}
+
+
 def claim_store() -> ClaimStore | FileClaimStore:
-    """``$FERRY_CLAIMS_DIR`` (local files) if set, else the app storage account's container."""
+    """``$FERRY_CLAIMS_DIR`` (local files) if set, else the app storage account's container (one
+    pooled client per connection string, so activities do not build a client per call)."""
     directory = os.environ.get("FERRY_CLAIMS_DIR")
-    return FileClaimStore(directory) if directory else ClaimStore.from_settings()
+    if directory:
+        return FileClaimStore(directory)
+    connection = claims_connection_string()
+    if connection not in _stores:
+        _stores[connection] = ClaimStore.from_connection_string(connection)
+    return _stores[connection]
 
 
 class ClaimStore:
@@ -76,10 +85,14 @@ class ClaimStore:
         self._ready = False
 
     @classmethod
-    def from_settings(cls) -> ClaimStore:
+    def from_connection_string(cls, connection: str) -> ClaimStore:
         from azure.storage.blob import ContainerClient
 
-        return cls(ContainerClient.from_connection_string(claims_connection_string(), CONTAINER))
+        return cls(ContainerClient.from_connection_string(connection, CONTAINER))
+
+    @classmethod
+    def from_settings(cls) -> ClaimStore:
+        return cls.from_connection_string(claims_connection_string())
 
     def put_json(self, name: str, data: Any) -> str:
         from ferry.storage import translate_errors
