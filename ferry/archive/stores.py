@@ -18,6 +18,7 @@ import os
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -157,7 +158,8 @@ def block_id(data: bytes | memoryview) -> str:
 class BlockBlobStore:
     """An Azure block blob: entries staged as content-addressed blocks, committed at publish."""
 
-    def __init__(self, client: BlobClient, name: str, *, block_size: int = 4 * 1024 * 1024) -> None:
+    def __init__(self, client: BlobClient, name: str, *, block_size: int = 4 * 1024 * 1024,
+                 parallel: int = 4) -> None:
         self.client = client
         self.name = name
         self.block_size = block_size
@@ -168,6 +170,8 @@ class BlockBlobStore:
         self._pieces: dict[str, list[str]] = {}
         self._order: list[str] = []
         self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="ferry-stage")
+        self._in_flight = threading.BoundedSemaphore(2 * parallel)
 
     def exists(self) -> bool:
         from ferry.storage import translate_errors
@@ -207,11 +211,30 @@ class BlockBlobStore:
             if received == entry.size:
                 yield fmt.padding(entry.size)
 
-        ids = [self._stage(piece) for piece in rechunk(stream(), self.block_size)]
+        ids = self._stage_all(rechunk(stream(), self.block_size))
         if received == entry.size:
             with self._lock:
                 self._pieces[entry.name] = ids
         return received
+
+    def _stage_all(self, pieces: Iterator[bytes]) -> list[str]:
+        """Stage ``pieces`` in order of IDs, several at once: one large layer is not staged one
+        block at a time. ``_in_flight`` caps the pieces held in memory across all entries."""
+        futures: list[Future[str]] = []
+        try:
+            for piece in pieces:
+                self._in_flight.acquire()
+                try:
+                    future = self._pool.submit(self._stage, piece)
+                except BaseException:
+                    self._in_flight.release()
+                    raise
+                future.add_done_callback(lambda _f: self._in_flight.release())
+                futures.append(future)
+        except BaseException:
+            wait(futures)  # let staged pieces finish before the error propagates
+            raise
+        return [f.result() for f in futures]
 
     def seal(self, written: set[str]) -> None:
         if self._layout is None:
@@ -241,10 +264,12 @@ class BlockBlobStore:
             else:
                 self.client.commit_block_list(blocks, metadata=metadata, content_settings=settings,
                                               match_condition=MatchConditions.IfMissing)
+        self._pool.shutdown(wait=True)
 
     def abort(self) -> None:
         """Uncommitted blocks expire on their own (Azure drops them after a week); they also make a
         re-run faster, so nothing is deleted."""
+        self._pool.shutdown(wait=True)
 
     def export_state(self) -> dict[str, Any]:
         with self._lock:
