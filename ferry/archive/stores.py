@@ -158,7 +158,7 @@ def block_id(data: bytes | memoryview) -> str:
 class BlockBlobStore:
     """An Azure block blob: entries staged as content-addressed blocks, committed at publish."""
 
-    def __init__(self, client: BlobClient, name: str, *, block_size: int = 4 * 1024 * 1024,
+    def __init__(self, client: BlobClient, name: str, *, block_size: int = 8 * 1024 * 1024,
                  parallel: int = 4) -> None:
         self.client = client
         self.name = name
@@ -171,7 +171,7 @@ class BlockBlobStore:
         self._order: list[str] = []
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="ferry-stage")
-        self._in_flight = threading.BoundedSemaphore(2 * parallel)
+        self._in_flight = threading.BoundedSemaphore(parallel)
 
     def exists(self) -> bool:
         from ferry.storage import translate_errors
