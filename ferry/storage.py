@@ -68,7 +68,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
-DEFAULT_BLOCK_SIZE = 8 * MiB
+DEFAULT_BLOCK_SIZE = 4 * MiB
 #: What one ranged GET asks for at a time. The SDK's default first read is 32 MiB per stream, so an
 #: import reading 8 blobs at once held hundreds of MB; 4 MiB keeps memory flat and was faster here.
 READ_SIZE = 4 * MiB

@@ -41,7 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--managed-identity", action="store_true",
                         help="authenticate both accounts with DefaultAzureCredential (managed identity)")
     parser.add_argument("--block-size", type=int, default=DEFAULT_BLOCK_SIZE // MiB, metavar="MIB",
-                        help="relay block size in MiB (default 8)")
+                        help="relay block size in MiB (default 4)")
     parser.add_argument("--parallel", type=int, default=4,
                         help="relay blocks in flight (default 4: each holds a block in memory)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
