@@ -34,6 +34,8 @@ class FerryError(Exception):
 
     transient: bool = False
     exit_code: int = 1
+    #: Seconds a server asked to wait before a retry (``Retry-After``), when it said.
+    retry_after: float | None = None
 
     def __init__(self, message: str, *, transient: bool | None = None) -> None:
         super().__init__(message)
@@ -84,9 +86,14 @@ class NotFoundError(RegistryError):
 
 
 class TransientRegistryError(RegistryError):
-    """A fault that may pass: connection failure, timeout, 5xx or 429."""
+    """A fault that may pass: connection failure, timeout, 5xx or 429. ``retry_after`` holds the
+    seconds a server asked to wait (``Retry-After``), when it said."""
 
     transient = True
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
 
 
 class IntegrityError(FerryError):
@@ -141,3 +148,16 @@ class TransientError(FerryError):
     """A fault outside any one registry or store that may pass when retried (e.g. a batch of blobs)."""
 
     transient = True
+
+
+def error_for_status(status: int, message: str, *, retry_after: float | None = None) -> RegistryError:
+    """The RegistryError for an HTTP error ``status``: 401, 403, 404, 429/5xx (transient) or other."""
+    if status == 401:
+        return AuthenticationError(f"{message}: authentication required or credentials rejected", status=status)
+    if status == 403:
+        return AccessDeniedError(f"{message}: access denied", status=status)
+    if status == 404:
+        return NotFoundError(message, status=status)
+    if status == 429 or status >= 500:
+        return TransientRegistryError(message, status=status, retry_after=retry_after)
+    return RegistryError(message, status=status)

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ferry.errors import AccessDeniedError, FerryError, NotFoundError, RegistryError, TransientRegistryError
+from ferry.errors import FerryError, NotFoundError, TransientRegistryError, error_for_status
 from ferry.oci.descriptor import Descriptor, verify_stream
 from ferry.redact import redact
 from ferry.registry.retry import RetryPolicy, parse_retry_after, with_retries
@@ -49,18 +49,8 @@ def _open(url: str, what: str) -> httpx.Response:
         return response
     status = response.status_code
     response.close()
-    message = f"{what}: {redact(url)} answered {status}"
-    error: RegistryError
-    if status == 404:
-        error = NotFoundError(message, status=status)
-    elif status in (401, 403):
-        error = AccessDeniedError(message, status=status)
-    elif status == 429 or status >= 500:
-        error = TransientRegistryError(message, status=status)
-        error.retry_after = parse_retry_after(response.headers.get("retry-after"))  # type: ignore[attr-defined]
-    else:
-        error = RegistryError(message, status=status)
-    raise error
+    raise error_for_status(status, f"{what}: {redact(url)} answered {status}",
+                           retry_after=parse_retry_after(response.headers.get("retry-after")))
 
 
 @contextmanager

@@ -19,12 +19,11 @@ from typing import Any
 import httpx
 
 from ferry.errors import (
-    AccessDeniedError,
-    AuthenticationError,
     IntegrityError,
     NotFoundError,
     RegistryError,
     TransientRegistryError,
+    error_for_status,
 )
 from ferry.oci import mediatypes as mt
 from ferry.oci.descriptor import Descriptor, verify_bytes, verify_stream
@@ -129,20 +128,8 @@ class RegistryClient:
         finally:
             response.close()
         message = f"{what}: registry {self.registry} answered {status}" + (f" ({detail})" if detail else "")
-        message = redact(message)
-        error: RegistryError
-        if status == 401:
-            error = AuthenticationError(f"{message}: authentication required or credentials rejected", status=status)
-        elif status == 403:
-            error = AccessDeniedError(f"{message}: access denied", status=status)
-        elif status == 404:
-            error = NotFoundError(message, status=status)
-        elif status == 429 or status >= 500:
-            error = TransientRegistryError(message, status=status)
-            error.retry_after = parse_retry_after(response.headers.get("retry-after"))  # type: ignore[attr-defined]
-        else:
-            error = RegistryError(message, status=status)
-        return error
+        return error_for_status(status, redact(message),
+                                retry_after=parse_retry_after(response.headers.get("retry-after")))
 
     def check_access(self) -> None:
         """Sign in as ``docker login`` does (``GET /v2/``), so rejected credentials fail fast.
@@ -367,7 +354,7 @@ class RegistryClient:
                 error = exc
             if attempt == self.retry.attempts - 1:
                 raise error
-            time.sleep(self.retry.delay(attempt, getattr(error, "retry_after", None)))
+            time.sleep(self.retry.delay(attempt, error.retry_after))
             try:
                 location, start = self._upload_status(location)
             except NotFoundError as exc:

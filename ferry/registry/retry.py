@@ -52,7 +52,7 @@ def with_retries(action: Callable[[], T], policy: RetryPolicy, *, what: str) -> 
         except FerryError as exc:
             if not exc.transient or attempt == policy.attempts - 1:
                 raise
-            wait = policy.delay(attempt, getattr(exc, "retry_after", None))
+            wait = policy.delay(attempt, exc.retry_after)
             log.info("retrying %s in %.1fs after: %s", what, wait, exc)
             time.sleep(wait)
     raise AssertionError("unreachable")
