@@ -403,7 +403,7 @@ def azurite_oauth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Az
     import time
 
     from tests.harness.azurite import find_azurite
-    from tests.harness.keyvault import make_self_signed_cert
+    from tests.harness.certs import make_self_signed_cert
     from tests.harness.procs import ManagedProcess, free_port
 
     binary = find_azurite()

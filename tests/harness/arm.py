@@ -32,7 +32,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ._http import LoopbackServer, QuietHandler
-from .keyvault import make_self_signed_cert
+from .certs import make_self_signed_cert
 
 __all__ = ["ArmStandIn"]
 

@@ -18,8 +18,6 @@ its PEM path, for ``connection_verify``. The client must be built with
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import ssl
 import threading
 import time
@@ -27,43 +25,10 @@ import uuid
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
 from ._http import LoopbackServer, QuietHandler
+from .certs import make_self_signed_cert
 
-__all__ = ["KeyVaultStandIn", "make_self_signed_cert"]
-
-
-def make_self_signed_cert(directory: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
-    """Write ``cert.pem`` and ``key.pem`` (EC P-256, SAN IP `host` and DNS localhost) into `directory`."""
-    directory.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
+__all__ = ["KeyVaultStandIn"]
 
 
 class KeyVaultStandIn:

@@ -36,12 +36,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
 from ._http import LoopbackServer, QuietHandler
+from .certs import self_signed
 
 __all__ = ["ACR_NULL_USER", "Grant", "TokenServer", "parse_scope"]
 
@@ -64,24 +62,6 @@ def parse_scope(scope: str) -> tuple[str, str, list[str]]:
     if not (sep and sep2 and kind and name):
         raise ValueError(f"bad scope {scope!r}")
     return kind, name, [a for a in actions.split(",") if a]
-
-
-def _make_signing_cert(common_name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
 
 
 class TokenServer:
@@ -113,7 +93,7 @@ class TokenServer:
         self.accepted_aad_tokens = set(accepted_aad_tokens)
         self.permissions = {k: set(v) for k, v in (permissions or {}).items()}
         self.token_ttl = token_ttl
-        self._key, self._cert = _make_signing_cert(issuer)
+        self._key, self._cert = self_signed(issuer, days=30)
         self._x5c = base64.b64encode(self._cert.public_bytes(serialization.Encoding.DER)).decode()
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
