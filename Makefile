@@ -5,7 +5,7 @@ VENV   := .venv
 PYTHON := $(VENV)/bin/python
 
 # Typecheck only the Python roots that exist, so new rooms are picked up as they land.
-MYPY_TARGETS := $(wildcard ferry api orchestrations activities runner function_app.py)
+MYPY_TARGETS := $(wildcard ferry cli api orchestrations activities runner function_app.py)
 
 .PHONY: bootstrap test lint typecheck demo bench clean
 

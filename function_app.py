@@ -11,8 +11,10 @@ from activities.acr_import import bp as acr_import_activities
 from activities.blob_copy import bp as blob_copy_activities
 from activities.copy_jobs import bp as copy_job_activities
 from api.health import bp as health_bp
+from api.import_image import bp as import_image_bp
 from api.import_trigger import bp as import_trigger_bp
 from api.pipelines import bp as pipelines_bp
+from api.runs import bp as runs_bp
 from orchestrations.copy_job import bp as copy_job_orchestrations
 from orchestrations.runs import bp as run_orchestrations
 
@@ -23,6 +25,8 @@ app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 app.register_functions(health_bp)
 app.register_functions(import_trigger_bp)
 app.register_functions(pipelines_bp)
+app.register_functions(runs_bp)
+app.register_functions(import_image_bp)
 app.register_functions(copy_job_orchestrations)
 app.register_functions(run_orchestrations)
 app.register_functions(copy_job_activities)

@@ -7,17 +7,27 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from activities.results import permanent_failures_as_results
-from ferry import jobs, storage
+from activities.results import job_environment, permanent_failures_as_results
+from ferry.azure import blobcopy
+from ferry.azure.blob import BlobLocation
+from ferry.jobs.endpoints import storage_auth
+from ferry.jobs.spec import StorageAccess
 
 bp = df.Blueprint()
 
 
+def _access(raw: dict[str, Any] | None) -> StorageAccess:
+    """ACR's ``{"mode": storageAccessMode, "keyVaultUri"}``; app-setting connection strings by default."""
+    raw = raw or {}
+    return StorageAccess(raw.get("mode", "ConnectionString"), raw.get("keyVaultUri"))
+
+
 def _locations(payload: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
-    src = storage.BlobLocation.parse(payload["source"])
-    dst = storage.BlobLocation.parse(payload["target"])
-    return (src, dst, jobs.storage_auth(payload["source"], payload.get("source_storage")),
-            jobs.storage_auth(payload["target"], payload.get("target_storage")))
+    env = job_environment()
+    src = BlobLocation.parse(payload["source"])
+    dst = BlobLocation.parse(payload["target"])
+    return (src, dst, storage_auth(payload["source"], _access(payload.get("source_storage")), env),
+            storage_auth(payload["target"], _access(payload.get("target_storage")), env))
 
 
 @bp.activity_trigger(input_name="payload")
@@ -25,7 +35,7 @@ def start_blob_copy(payload: dict[str, Any]) -> dict[str, Any]:
     """``{"source", "target", "source_storage", "target_storage", "overwrite"}`` → ``{"copyId"}``."""
     def start() -> dict[str, Any]:
         src, dst, src_auth, dst_auth = _locations(payload)
-        copy_id = storage.start_server_copy(src, dst, src_auth=src_auth, dst_auth=dst_auth,
+        copy_id = blobcopy.start_server_copy(src, dst, src_auth=src_auth, dst_auth=dst_auth,
                                             overwrite=bool(payload.get("overwrite")))
         return {"copyId": copy_id}
 
@@ -37,9 +47,9 @@ def blob_copy_status(payload: dict[str, Any]) -> dict[str, Any]:
     """Same input → ``{"status": pending|success|failed|aborted, "done", "total"}``."""
     def status() -> dict[str, Any]:
         src, dst, src_auth, dst_auth = _locations(payload)
-        state, done, total = storage.server_copy_status(dst, dst_auth)
+        state, done, total = blobcopy.server_copy_status(dst, dst_auth)
         if state == "success":  # size and metadata must match before anyone trusts the copy
-            storage.verify_copy(src, dst, src_auth=src_auth, dst_auth=dst_auth)
+            blobcopy.verify_copy(src, dst, src_auth=src_auth, dst_auth=dst_auth)
         return {"status": state, "done": done, "total": total}
 
     return permanent_failures_as_results(status, "blob_copy_status")
@@ -50,7 +60,7 @@ def relay_blob_copy(payload: dict[str, Any]) -> dict[str, Any]:
     """Same input → the relay copy's result (ranges read, blocks staged, committed with metadata)."""
     def relay() -> dict[str, Any]:
         src, dst, src_auth, dst_auth = _locations(payload)
-        result = storage.copy_blob(src, dst, src_auth=src_auth, dst_auth=dst_auth, mode="relay",
+        result = blobcopy.copy_blob(src, dst, src_auth=src_auth, dst_auth=dst_auth, mode="relay",
                                    overwrite=bool(payload.get("overwrite")))
         return dataclasses.asdict(result)
 

@@ -16,32 +16,30 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
-from api.pipelines import RUNS, _io, _store, start_run
-from ferry.appsettings import APP_STORAGE_SETTING, setting_connection_string
+from api._http import off_loop, resource_store, settings
+from api.runs import RUNS, start_run
 from ferry.archive.catalog import is_ferry_archive
+from ferry.azure.blob import BlobLocation, ConnectionStringAuth, blob_client
+from ferry.azure.errors import translate_azure_errors
 from ferry.errors import ConflictError
-from ferry.pipelines import arm_resource, parse_import_pipeline, parse_pipeline_run
 from ferry.redact import redact
-from ferry.storage import BlobLocation, blob_client, translate_errors
+from ferry.settings import IMPORT_BLOB_PATH, IMPORT_STORAGE, Settings
+from ferry.transfer.build import pipeline_run_job
+from ferry.transfer.models import PipelineRun, parse_import_pipeline
 
 bp = df.Blueprint()
 log = logging.getLogger("ferry.trigger")
 
-PATH_SETTING = "FERRY_IMPORT_BLOB_PATH"
-CONNECTION_SETTING = "FERRY_IMPORT_STORAGE"
-SOURCE_SETTING = "FERRY_IMPORT_TRIGGER_SOURCE"
 
-
-def trigger_source() -> func.BlobSource:
+def trigger_source(current: Settings | None = None) -> func.BlobSource:
     """EventGrid when the app setting says so, else polling (what Core Tools and Azurite support)."""
-    wanted = os.environ.get(SOURCE_SETTING, "").replace(" ", "").lower()
-    return func.BlobSource.EVENT_GRID if wanted == "eventgrid" else func.BlobSource.LOGS_AND_CONTAINER_SCAN
+    wanted = (current or Settings.from_env()).import_trigger_source
+    return func.BlobSource.EVENT_GRID if wanted == "EventGrid" else func.BlobSource.LOGS_AND_CONTAINER_SCAN
 
 
 def run_name(pipeline: str, blob: str, etag: str) -> str:
@@ -58,39 +56,35 @@ def _same_container(pipeline_uri: str, blob: BlobLocation) -> bool:
                                                                          blob.container)
 
 
-def _blob_properties(location: BlobLocation) -> tuple[str, dict[str, str]]:
-    from ferry.storage import ConnectionStringAuth
-
-    connection = setting_connection_string(CONNECTION_SETTING, fallback=APP_STORAGE_SETTING)
+def _blob_properties(location: BlobLocation, current: Settings) -> tuple[str, dict[str, str]]:
+    connection = current.import_storage
     auth = ConnectionStringAuth((connection,)) if "AccountName=" in connection else None
-    with translate_errors(f"archive {location}"):
+    with translate_azure_errors(f"archive {location}"):
         properties = blob_client(location, auth).get_blob_properties()
     return str(properties.etag).strip('"'), dict(properties.metadata or {})
 
 
 async def handle_archive(name: str, uri: str, client: Any) -> list[str]:
     """Start an import for every enabled pipeline watching the blob at ``uri``; the runs started."""
+    current = settings()
     location = BlobLocation.parse(uri)
-    etag, metadata = await _io(_blob_properties, location)
+    etag, metadata = await off_loop(_blob_properties, location, current)
     if not is_ferry_archive(metadata):
         log.info("blob %s has no Ferry archive metadata; ignored", location)
         return []
-    store = _store()
+    store = resource_store(current)
     started = []
-    for record in await _io(store.list, "importPipelines"):
-        pipeline = parse_import_pipeline(record.name, record.body)
+    for record in await off_loop(store.list, "importPipelines"):
+        pipeline = parse_import_pipeline(record.name, record.body, default_registry=current.registry)
         if not pipeline.trigger_enabled or not _same_container(pipeline.source.uri, location):
             continue
         name_ = run_name(record.name, location.blob, etag)
-        if await _io(store.find, RUNS, name_) is not None:
+        if await off_loop(store.find, RUNS, name_) is not None:
             log.info("blob %s version %s was already imported by run %s", location, etag, name_)
             continue
-        run = parse_pipeline_run(name_, {"properties": {
-            "request": {"pipelineResourceId": arm_resource("importPipelines", record.name, {})["id"],
-                        "source": {"type": "AzureStorageBlob", "name": location.blob}},
-            "forceUpdateTag": etag}})
+        run = PipelineRun.for_blob(name_, pipeline, location.blob, force_update_tag=etag)
         try:
-            await start_run(store, client, run, "import", record, None)
+            await start_run(store, client, run, pipeline, pipeline_run_job(pipeline, run, current), None)
         except ConflictError:  # the trigger fired twice at once; the other call started it
             log.info("run %s was started by a concurrent trigger", name_)
             continue
@@ -101,7 +95,7 @@ async def handle_archive(name: str, uri: str, client: Any) -> list[str]:
 
 
 @bp.function_name("import_trigger")
-@bp.blob_trigger(arg_name="archive", path=f"%{PATH_SETTING}%", connection=CONNECTION_SETTING,
+@bp.blob_trigger(arg_name="archive", path=f"%{IMPORT_BLOB_PATH}%", connection=IMPORT_STORAGE,
                  source=trigger_source())
 @bp.durable_client_input(client_name="client")
 async def import_trigger(archive: func.InputStream, client: df.DurableOrchestrationClient) -> None:

@@ -8,11 +8,12 @@ the entry and the blob is uploaded.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 import time
 from pathlib import Path
+
+from ferry.settings import Settings
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS locations (
@@ -27,11 +28,7 @@ CREATE TABLE IF NOT EXISTS locations (
 
 def default_cache_path() -> Path:
     """``$FERRY_CACHE_DIR``, else ``$XDG_CACHE_HOME/ferry``, else ``~/.cache/ferry``; then the file."""
-    base = os.environ.get("FERRY_CACHE_DIR")
-    if base:
-        return Path(base) / "blob-locations.sqlite3"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return Path(xdg or Path.home() / ".cache") / "ferry" / "blob-locations.sqlite3"
+    return Settings.from_env().cache_dir / "blob-locations.sqlite3"
 
 
 class BlobLocationCache:

@@ -299,17 +299,22 @@ class BlobBatchResult:
 
 
 def copy_artifacts(
-    source: Source, destination: Destination, requests: list[CopyRequest], options: CopyOptions | None = None
+    source: Source, destination: Destination, requests: list[CopyRequest], options: CopyOptions | None = None,
+    review: Callable[[CopyPlan], object] | None = None,
 ) -> CopyReport:
     """Copy every request from ``source`` to ``destination``; never raises for a single artifact.
 
     Failures of one artifact (not found, denied, digest mismatch, tag conflict) are recorded in
     its :class:`ArtifactResult` and the others proceed. ``destination.commit()`` is called at the end.
-    This is :func:`plan_copy`, then :func:`transfer_blobs` of every blob, then :func:`finish_copy`.
+    This is :func:`plan_copy`, then ``review`` (the seam where gates may refuse artifacts before a
+    byte moves, see :mod:`ferry.jobs.gate`), then :func:`transfer_blobs` of every blob, then
+    :func:`finish_copy`.
     """
     options = options or CopyOptions()
     started = time.monotonic()
     plan = plan_copy(source, destination, requests, options)
+    if review is not None:
+        review(plan)
     if isinstance(destination, PlanAware):
         destination.prepare(plan.write_plan())
     if options.progress:
@@ -320,12 +325,13 @@ def copy_artifacts(
     return report
 
 
-def plan_copy(source: Source, destination: Destination, requests: list[CopyRequest],
+def plan_copy(source: Source, destination: Destination | None, requests: list[CopyRequest],
               options: CopyOptions | None = None) -> CopyPlan:
     """Walk every request's graph (in parallel) and place each unique blob; reads only.
 
-    Tag conflicts are found here, before anything is written. With ``all_or_nothing``, one
-    failure holds every artifact back.
+    Tag conflicts with ``destination`` are found here, before anything is written (None: no
+    destination, only the walk, as ``ferry inspect`` does). With ``all_or_nothing``, one failure
+    holds every artifact back.
     """
     options = options or CopyOptions()
     artifacts = [ArtifactPlan(request=r, result=ArtifactResult(source=r.source_label, target=r.target_label))
@@ -334,8 +340,8 @@ def plan_copy(source: Source, destination: Destination, requests: list[CopyReque
         list(pool.map(lambda plan: _plan_artifact(source, destination, plan, options), artifacts))
     plan = CopyPlan(artifacts)
     if options.all_or_nothing and any(a.failed for a in artifacts):
-        _hold_back(plan.live, "not written: another artifact failed while planning (no ContinueOnErrors)")
-    plan.placements = _blob_placements(plan.live)
+        hold_back(plan.live, "not written: another artifact failed while planning (no ContinueOnErrors)")
+    plan.placements = place_blobs(plan.live)
     return plan
 
 
@@ -376,7 +382,7 @@ def finish_copy(destination: Destination, plan: CopyPlan, transferred: BlobBatch
                 artifact.fail(transferred.errors[digest])
                 break
     if options.all_or_nothing and any(a.failed for a in live):
-        _hold_back([a for a in live if not a.failed],
+        hold_back([a for a in live if not a.failed],
                    "not tagged: another artifact failed while copying blobs (no ContinueOnErrors)")
     with ThreadPoolExecutor(max_workers=max(1, options.parallelism), thread_name_prefix="ferry-write") as pool:
         list(pool.map(lambda artifact: _write_manifests_and_tags(destination, artifact, options), plan.artifacts))
@@ -387,7 +393,8 @@ def finish_copy(destination: Destination, plan: CopyPlan, transferred: BlobBatch
         bytes_total=plan.bytes_total, bytes_uploaded=transferred.bytes_uploaded)
 
 
-def _hold_back(plans: list[ArtifactPlan], reason: str) -> None:
+def hold_back(plans: list[ArtifactPlan], reason: str) -> None:
+    """Fail ``plans`` for ``reason``: another artifact failed and the run is all-or-nothing."""
     for plan in plans:
         plan.fail(FerryError(reason))
 
@@ -397,7 +404,8 @@ def _b64(data: bytes) -> str:
 
 
 # -- planning -------------------------------------------------------------------------------
-def _plan_artifact(source: Source, destination: Destination, plan: ArtifactPlan, options: CopyOptions) -> None:
+def _plan_artifact(source: Source, destination: Destination | None, plan: ArtifactPlan,
+                   options: CopyOptions) -> None:
     request = plan.request
     try:
         root = source.resolve(request.source_repository, request.source_reference)
@@ -406,12 +414,8 @@ def _plan_artifact(source: Source, destination: Destination, plan: ArtifactPlan,
         plan.root, plan.root_raw = root, raw
         _walk(source, request.source_repository, root, raw, plan, set(), options.include_referrers,
               options.include_foreign_layers)
-        for tag in request.target_tags:
-            existing = destination.get_tag(request.target_repository, tag)
-            if existing is not None and existing.digest != root.digest and not options.overwrite_tags:
-                raise ConflictError(
-                    f"tag {request.target_repository}:{tag} in {destination.name} already points to "
-                    f"{existing.digest}, not {root.digest}; use --force (OverwriteTags) to replace it")
+        if destination is not None:
+            _check_tags(destination, request, root, options)
     except FerryError as exc:
         plan.fail(exc)
     except Exception as exc:
@@ -425,6 +429,16 @@ def _plan_artifact(source: Source, destination: Destination, plan: ArtifactPlan,
     result.blobs = len(plan.blobs)
     result.size = sum(b.size for b in plan.blobs.values()) + sum(len(r) for _, r in plan.manifests)
     result.referrers = len(plan.referrer_links)
+
+
+def _check_tags(destination: Destination, request: CopyRequest, root: Descriptor, options: CopyOptions) -> None:
+    """ConflictError if a target tag points elsewhere and OverwriteTags was not asked for."""
+    for tag in request.target_tags:
+        existing = destination.get_tag(request.target_repository, tag)
+        if existing is not None and existing.digest != root.digest and not options.overwrite_tags:
+            raise ConflictError(
+                f"tag {request.target_repository}:{tag} in {destination.name} already points to "
+                f"{existing.digest}, not {root.digest}; replace it with --force, --overwrite-tags or OverwriteTags")
 
 
 def _select_platforms(
@@ -482,8 +496,8 @@ def _holds_entry(source: Source, digest: str) -> bool:
     return bool(has_entry(digest)) if callable(has_entry) else False
 
 
-def _blob_placements(plans: list[ArtifactPlan]) -> dict[str, list[Placement]]:
-    """digest -> placements, each target repository once."""
+def place_blobs(plans: list[ArtifactPlan]) -> dict[str, list[Placement]]:
+    """digest -> placements, each target repository once (recomputed whenever artifacts drop out)."""
     placements: dict[str, list[Placement]] = {}
     for plan in plans:
         for digest, blob in plan.blobs.items():

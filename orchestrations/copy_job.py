@@ -1,8 +1,10 @@
 """``copy_job``: plan → batches of blobs fanned out in waves → finish; ``copy_batches`` runs a slice
 of the batches as a sub-orchestration when a job has too many for one orchestrator's history.
 
-Input of ``copy_job``: ``{"job": job spec (ferry/jobs.py), "prefix": claim prefix, "stage": label,
-"progress": [start, end]}``. Output: ``{"outcome": finish_job's outcome}`` or ``{"error": message}``.
+Input of ``copy_job``: ``{"job": JobSpec JSON (ferry/jobs/spec.py), "prefix": claim prefix, "stage":
+label, "progress": [start, end]}``. Output: ``{"outcome": JobOutcome JSON}`` or ``{"error": message}``.
+Every batch ends as one BatchOutcome JSON (:mod:`ferry.jobs.phases`): the activity's, or
+:func:`~ferry.jobs.phases.batch_failure` when it failed after its retries.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
+from ferry.jobs.phases import batch_failure
 from orchestrations.progress import scaled, status
 
 bp = df.Blueprint()
@@ -25,8 +28,8 @@ RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2000, max_number_of
 
 def run_waves(context: df.DurableOrchestrationContext, job: dict[str, Any], prefix: str, indexes: list[int],
               report: Any = None) -> Generator[Any, Any, list[dict[str, Any]]]:
-    """Run ``transfer_batch`` for ``indexes`` in waves; a batch that still fails after its retries is
-    recorded as an error result for every blob it held (the finish step reports those artifacts)."""
+    """Run ``transfer_batch`` for ``indexes`` in waves; a batch that still fails after its retries
+    becomes a failed BatchOutcome (the finish step fails every blob it held, and their artifacts)."""
     results: list[dict[str, Any]] = []
     for start in range(0, len(indexes), WAVE):
         wave = indexes[start:start + WAVE]
@@ -42,7 +45,7 @@ def run_waves(context: df.DurableOrchestrationContext, job: dict[str, Any], pref
                     results.append((yield context.call_activity_with_retry(
                         "transfer_batch", RETRY, {"job": job, "prefix": prefix, "index": index})))
                 except Exception as exc:
-                    results.append({"batchError": str(exc).split("\n")[0], "index": index})
+                    results.append(batch_failure(index, str(exc)))
         if report is not None:
             report(start + len(wave))
     return results
@@ -80,25 +83,14 @@ def copy_job_steps(context: df.DurableOrchestrationContext,
                     for n, s in enumerate(slices)]
         for part in (yield context.task_all(children)):
             results += part
-    failed_batches = [r for r in results if "batchError" in r or "error" in r]
-    results = [r for r in results if "batchError" not in r and "error" not in r]
     context.set_custom_status(status(stage, end - 5, step="finishing", batches=total))
     finished = yield context.call_activity_with_retry(
-        "finish_job", RETRY, {"job": job, "prefix": prefix, "results": _with_batch_errors(results, failed_batches),
-                              "batches": total})
+        "finish_job", RETRY, {"job": job, "prefix": prefix, "outcomes": results})
     if "error" in finished:
         return {"error": finished["error"]}
     yield context.call_activity_with_retry("cleanup_claims", RETRY, {"prefix": prefix})
     context.set_custom_status(status(stage, end, step="done"))
     return {"outcome": finished}
-
-
-def _with_batch_errors(results: list[dict[str, Any]], failed: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Batches that never completed count as failures of their blobs; finish_job learns their digests
-    from the plan, so an error entry per failed batch index is enough."""
-    return results + [{"errors": {}, "transient": [], "uploaded": 0, "mounted": 0, "skipped": 0,
-                       "bytes_uploaded": 0, "failedBatch": f.get("index"),
-                       "message": f.get("batchError") or f.get("error")} for f in failed]
 
 
 @bp.orchestration_trigger(context_name="context")

@@ -2,12 +2,11 @@
 (ACR's importImage), ``blob_copy`` (between storage accounts) and ``transfer`` (export → copy →
 import chained, for connected clouds).
 
-``pipeline_run`` input: ``{"runName", "kind": "export"|"import", "pipeline", "request"}``; its output
-is the PipelineRun response: ``{"status", "importedArtifacts", "catalogDigest",
-"pipelineRunErrorMessage", "artifacts"}``. ``image_import`` input is the parsed
-ImportImageParameters (see :func:`ferry.runs.image_import_job`); same output shape. With
-``"handoff": {"resourceId"}`` in it, the target ACR's own importImage does the work
-(activity ``acr_import_image``).
+``pipeline_run`` input: ``{"runName", "kind": "export"|"import", "job": JobSpec JSON}``, built and
+validated by the face that starts it (:mod:`ferry.transfer.build`). ``image_import`` input:
+``{"job": JobSpec JSON}``, or ``{"handoff": Handoff JSON}`` when the target ACR's own importImage
+does the work (activity ``acr_import_image``). Both return the run result of
+:mod:`ferry.transfer.response`.
 """
 
 from __future__ import annotations
@@ -18,7 +17,9 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from ferry.runs import run_output
+from ferry.jobs.phases import JobOutcome
+from ferry.transfer.handoff import Handoff
+from ferry.transfer.response import handoff_result, run_result
 from orchestrations.copy_job import RETRY, copy_job_steps
 from orchestrations.progress import status
 
@@ -29,19 +30,15 @@ POLL_SECONDS = 5
 MAX_POLLS = 720
 
 
-def _job_run(context: df.DurableOrchestrationContext, kind: str, pipeline: Any, request: Any,
+def _job_run(context: df.DurableOrchestrationContext, job: dict[str, Any],
              stage: str) -> Generator[Any, Any, dict[str, Any]]:
-    prepared = yield context.call_activity_with_retry(
-        "prepare_run", RETRY, {"kind": kind, "pipeline": pipeline, "request": request})
-    if "error" in prepared:
-        return run_output(None, prepared["error"])
     # Inline, not a sub-orchestration: the run's own custom status then carries the copy's progress,
     # which GET pipelineRuns reports as progress.percentage.
-    result = yield from copy_job_steps(context, {"job": prepared["job"], "prefix": f"runs/{context.instance_id}",
+    result = yield from copy_job_steps(context, {"job": job, "prefix": f"runs/{context.instance_id}",
                                                  "stage": stage, "progress": [0, 100]})
     if "error" in result:
-        return run_output(None, result["error"])
-    return run_output(result["outcome"], None)
+        return run_result(None, result["error"])
+    return run_result(JobOutcome.from_json(result["outcome"]))
 
 
 @bp.orchestration_trigger(context_name="context")
@@ -49,9 +46,9 @@ def pipeline_run(context: df.DurableOrchestrationContext) -> Generator[Any, Any,
     spec = context.get_input()
     kind = spec.get("kind")
     if kind not in ("export", "import"):
-        return run_output(None, f"pipeline run kind {kind!r} is not export or import")
+        return run_result(None, f"pipeline run kind {kind!r} is not export or import")
     context.set_custom_status(status(kind, 0, step="starting", run=spec.get("runName")))
-    output = yield from _job_run(context, kind, spec["pipeline"], spec["request"], kind)
+    output = yield from _job_run(context, spec["job"], kind)
     context.set_custom_status(status(kind, 100, step="done", run=spec.get("runName")))
     return output
 
@@ -60,17 +57,13 @@ def pipeline_run(context: df.DurableOrchestrationContext) -> Generator[Any, Any,
 def image_import(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dict[str, Any]]:
     spec = context.get_input()
     context.set_custom_status(status("importImage", 0, step="starting"))
-    handoff = spec.get("handoff")
-    if handoff:  # the target is an ACR that imports the image itself
+    if "handoff" in spec:  # the target is an ACR that imports the image itself
         context.set_custom_status(status("importImage", 0, step="ACR importImage"))
-        done = yield context.call_activity_with_retry(
-            "acr_import_image", RETRY, {"resourceId": handoff["resourceId"], "params": spec})
-        source = f"{spec['source']['registry']}/{spec['source']['image']}"
-        output = run_output(None, done["error"]) if "error" in done else run_output(
-            {"report": {"ok": True, "artifacts": [{"source": source, "target": t, "status": "copied"}
-                                                  for t in done["imported"]]}}, None)
+        done = yield context.call_activity_with_retry("acr_import_image", RETRY, spec["handoff"])
+        output = (run_result(None, done["error"]) if "error" in done
+                  else handoff_result(Handoff.from_json(spec["handoff"]), done["imported"]))
     else:
-        output = yield from _job_run(context, "image_import", None, spec, "importImage")
+        output = yield from _job_run(context, spec["job"], "importImage")
     context.set_custom_status(status("importImage", 100, step="done"))
     return output
 
@@ -120,7 +113,7 @@ def transfer(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dic
     copied = yield context.call_sub_orchestrator("blob_copy", spec["copy"], f"{context.instance_id}:blobcopy")
     steps["copy"] = copied
     if "error" in copied:
-        return {**run_output(None, f"copy-blob: {copied['error']}"), "steps": steps}
+        return {**run_result(None, f"copy-blob: {copied['error']}"), "steps": steps}
     context.set_custom_status(status("transfer", 60, step="import"))
     imported = yield context.call_sub_orchestrator("pipeline_run", spec["import"], f"{context.instance_id}:import")
     steps["import"] = imported

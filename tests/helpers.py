@@ -7,7 +7,7 @@ import json
 import subprocess
 from dataclasses import dataclass
 
-from ferry.cli import main as ferry_main
+from cli import main as ferry_main
 
 
 @dataclass
@@ -44,3 +44,30 @@ def app_functions() -> dict:
     import function_app
 
     return {fn.get_function_name(): fn for fn in function_app.app.get_functions()}
+
+
+def pipeline_run_input(run_name: str, kind: str, pipeline: dict, request: dict) -> dict:
+    """The ``pipeline_run`` orchestration input the API would start for ``request`` on ``pipeline``
+    (an ACR body with its ``name``), built with the app settings of this process."""
+    from ferry.settings import Settings
+    from ferry.transfer.build import pipeline_run_job
+    from ferry.transfer.models import parse_export_pipeline, parse_import_pipeline, parse_pipeline_run
+
+    settings = Settings.from_env()
+    parse = parse_export_pipeline if kind == "export" else parse_import_pipeline
+    model = parse(pipeline["name"], pipeline, default_registry=settings.registry)
+    run = parse_pipeline_run(f"run-{run_name}"[-50:], {"properties": {"request": {
+        "pipelineResourceId": pipeline["name"], **request}}})
+    return {"runName": run_name, "kind": kind, "job": pipeline_run_job(model, run, settings).to_json()}
+
+
+def image_import_input(body: dict, source_registry: str | None = None) -> dict:
+    """The ``image_import`` orchestration input the API would start for an ImportImageParameters body."""
+    from ferry.settings import Settings
+    from ferry.transfer.build import image_import_job
+    from ferry.transfer.import_image import parse_import_image
+
+    params = parse_import_image(body)
+    host = source_registry or params.registry_uri
+    assert host is not None
+    return {"job": image_import_job(params, host, None, Settings.from_env()).to_json()}

@@ -83,7 +83,7 @@ def test_handoff_calls_acr_import_image_with_the_request(target: str, arm: ArmSt
             "mode": "Force"}
     record, output = run_import(local, body)
 
-    assert record.input["handoff"] == {"resourceId": target}
+    assert record.input["handoff"]["target_resource_id"] == target
     assert PASSWORD not in json.dumps(record.input)  # only the claim's name travels
     [sent] = arm.imports
     assert sent["registry"] == target and sent["api-version"].startswith("20")

@@ -24,16 +24,22 @@ import azure.functions as func
 import pytest
 from azure.data.tables import TableServiceClient
 
+from api.import_image import bp as import_image_bp
 from api.pipelines import bp as pipelines_bp
-from ferry.claims import ClaimStore
-from ferry.resources import Record, ResourceStore
+from api.runs import bp as runs_bp
+from ferry.azure.claims import claim_store
+from ferry.copy import CopyRequest
+from ferry.jobs.spec import ArchiveContents, ArchiveEndpoint, Artifacts, ExportRefs, JobSpec, RegistryEndpoint
+from ferry.settings import Settings
+from ferry.transfer.store import Record, ResourceStore
 from runner.client import LocalDurableClient, acall_client_function
 from runner.functions import iter_functions
 from runner.replay import LocalOrchestrationRunner
 from tests.harness.arm import ArmStandIn
 
 DATA = Path(__file__).parent / "data" / "acr"
-FUNCTIONS = {fn.get_function_name(): fn for fn in iter_functions(pipelines_bp)}
+FUNCTIONS = {fn.get_function_name(): fn for bp in (pipelines_bp, runs_bp, import_image_bp)
+             for fn in iter_functions(bp)}
 CLIENT_FUNCTIONS = {"pipeline_run_put", "pipeline_run_get", "pipeline_run_delete", "pipeline_run_list",
                     "import_image"}
 FUNCTION_KEY = "FUNCTIONKEYdonotecho"
@@ -61,9 +67,10 @@ def fake_pipeline_run(context: Any) -> Any:
     spec = context.get_input()
     context.set_custom_status({"stage": spec["kind"], "percentage": 40})
     yield context.call_activity("hold", spec["runName"])
-    if "fail/me" in (spec["request"].get("artifacts") or []):
+    refs = spec["job"]["select"][0].get("refs") or []  # an export's artifacts; an import selects its archive
+    if "fail/me" in refs:
         raise Exception("blob refused: https://acct.blob.core.windows.net/c/x?sv=2024&sig=SECRETSIGNATURE")
-    artifacts = spec["request"].get("artifacts") or ["from/archive:1"]
+    artifacts = refs or ["from/archive:1"]
     return {"status": "Succeeded", "importedArtifacts": list(artifacts), "catalogDigest": "sha256:" + "c" * 64,
             "pipelineRunErrorMessage": None,
             "artifacts": [{"source": a, "target": a, "status": "copied"} for a in artifacts]}
@@ -328,7 +335,7 @@ def test_pipeline_credentials_go_to_a_claim_not_the_table(app_env: str, uname: s
     assert resp.status_code == 201
     assert b"PIPELINEPASSWORD" not in resp.get_body()
     ref = js(resp)["properties"]["source"]["credentialsRef"]
-    assert ClaimStore.from_settings().get_json(ref) == {"username": "puller", "password": "PIPELINEPASSWORD"}
+    assert claim_store(Settings.from_env()).get_json(ref) == {"username": "puller", "password": "PIPELINEPASSWORD"}
     entity = TableServiceClient.from_connection_string(app_env).get_table_client(
         "FerryExportPipelines").get_entity("ferry", uname.lower())
     assert "PIPELINEPASSWORD" not in json.dumps(dict(entity))
@@ -363,13 +370,15 @@ def test_export_run_starts_pipeline_run_with_the_input_contract(app_env: str, un
     assert instance.name == "pipeline_run"
     assert instance.instance_id.startswith(f"run-{uname}-")
     stored = js(call("export_pipeline_get", "GET", f"exportPipelines/{uname}", params={"name": uname}))
-    assert instance.input == {
-        "runName": uname,
-        "kind": "export",
-        "pipeline": {"name": uname, "properties": {k: v for k, v in stored["properties"].items()
-                                                   if k != "provisioningState"}},
-        "request": body["properties"]["request"],
-    }
+    # The orchestration gets the typed job, never the raw request or the pipeline body.
+    assert set(instance.input) == {"runName", "kind", "job"}
+    assert instance.input["runName"] == uname and instance.input["kind"] == "export"
+    job = JobSpec.from_json(instance.input["job"])
+    request, target = body["properties"]["request"], stored["properties"]["target"]
+    assert job.select == (ExportRefs(tuple(request["artifacts"])),)
+    assert isinstance(job.destination, ArchiveEndpoint)
+    assert job.destination.url == f"{target['uri']}/{request['target']['name']}"
+    assert job.destination.storage.mode == target["storageAccessMode"]
     assert runner.wait(instance.instance_id, 30).status == "Completed"
     entity = ResourceStore.from_connection_string(app_env).get("pipelineRuns", uname)
     assert entity.fields["instanceId"] == instance.instance_id
@@ -471,7 +480,9 @@ def test_import_run_by_bare_pipeline_name(app_env: str, uname: str, client: Any,
     assert resp.status_code == 202, resp.get_body()
     [instance] = runner.instances()
     assert instance.input["kind"] == "import"
-    assert instance.input["pipeline"]["properties"]["trigger"] == {"sourceTrigger": {"status": "Enabled"}}
+    job = JobSpec.from_json(instance.input["job"])
+    assert isinstance(job.source, ArchiveEndpoint) and job.source.url.endswith("/export-2024-01.tar")
+    assert isinstance(job.select[0], ArchiveContents)
     runner.wait(instance.instance_id, 30)
     response = js(get_run(client, uname))["properties"]["response"]
     assert response["source"]["uri"] == "https://targetstorage.blob.core.windows.net/transfer/export-2024-01.tar"
@@ -565,15 +576,17 @@ def test_import_image_keeps_credentials_out_of_input_and_logs(app_env: str, clie
     [instance] = runner.instances()
     assert js(resp)["id"] == instance.instance_id  # the SDK's check-status payload
     assert instance.name == "image_import"
-    ref = instance.input["source"]["credentialsRef"]
-    assert instance.input == {
-        "source": {"registry": "docker.io", "image": "library/hello-world:latest", "credentialsRef": ref},
-        "targetTags": ["hello:v1", "mirror/hello:latest"],
-        "untaggedTargetRepositories": ["untagged/hello"],
-        "mode": "Force",
-        "targetRegistry": "registry.example.com",
-    }
-    assert ClaimStore.from_settings().get_json(ref) == {"username": "me", "password": "IMPORTPASSWORD"}
+    job = JobSpec.from_json(instance.input["job"])
+    assert isinstance(job.source, RegistryEndpoint)
+    ref = job.source.credentials_ref
+    assert ref and job.source == RegistryEndpoint("docker.io", ref)
+    assert job.destination == RegistryEndpoint("registry.example.com")
+    image = ("library/hello-world", "latest")
+    assert job.select == (Artifacts((CopyRequest(*image, "hello", ("v1",)),
+                                     CopyRequest(*image, "mirror/hello", ("latest",)),
+                                     CopyRequest(*image, "untagged/hello", ()))),)
+    assert job.options.overwrite_tags  # mode Force
+    assert claim_store(Settings.from_env()).get_json(ref) == {"username": "me", "password": "IMPORTPASSWORD"}
     assert "IMPORTPASSWORD" not in json.dumps(instance.input)
     assert b"IMPORTPASSWORD" not in resp.get_body()
     assert "IMPORTPASSWORD" not in caplog.text
@@ -588,11 +601,11 @@ def test_import_image_default_target_is_the_source_name(app_env: str, client: An
     assert import_image(client, {"source": {"registryUri": "mcr.microsoft.com",
                                             "sourceImage": f"dotnet/runtime@{digest}"}}).status_code == 202
     by_tag, by_digest = sorted(runner.instances(), key=lambda i: i.created_time)
-    assert by_tag.input["targetTags"] == ["dotnet/runtime:8.0"] and by_tag.input["untaggedTargetRepositories"] == []
-    assert by_tag.input["source"] == {"registry": "mcr.microsoft.com", "image": "dotnet/runtime:8.0",
-                                      "credentialsRef": None}
-    assert by_digest.input["targetTags"] == [] and by_digest.input["untaggedTargetRepositories"] == ["dotnet/runtime"]
-    assert by_tag.input["mode"] == "NoForce"
+    tag_job, digest_job = (JobSpec.from_json(i.input["job"]) for i in (by_tag, by_digest))
+    assert tag_job.select == (Artifacts((CopyRequest("dotnet/runtime", "8.0", "dotnet/runtime", ("8.0",)),)),)
+    assert tag_job.source == RegistryEndpoint("mcr.microsoft.com")
+    assert digest_job.select == (Artifacts((CopyRequest("dotnet/runtime", digest, "dotnet/runtime", ()),)),)
+    assert not tag_job.options.overwrite_tags  # mode NoForce
 
 
 IMAGE_BAD_FIELDS = [
@@ -628,8 +641,7 @@ def test_import_image_by_resource_id_resolves_the_login_server(app_env: str, cli
                                  "targetTags": ["app:1"]})
     assert resp.status_code == 202, resp.get_body()
     [instance] = runner.instances()
-    assert instance.input["source"] == {"registry": "sourceregistry.azurecr.io", "image": "samples/app:1",
-                                        "credentialsRef": None}
+    assert JobSpec.from_json(instance.input["job"]).source == RegistryEndpoint("sourceregistry.azurecr.io")
     assert arm.tokens_seen and set(arm.tokens_seen) == {arm.token}
     assert arm.requests[-1].startswith(f"{rid}?api-version=20")
 

@@ -174,7 +174,7 @@ def test_sas_from_key_vault_for_export_and_import(registry, registry_b, seeded, 
     for name, value in keyvault.identity.env().items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("FERRY_KEYVAULT_CA_BUNDLE", str(keyvault.ca_bundle))
-    from ferry.storage import clear_client_cache
+    from ferry.azure.blob import clear_client_cache
 
     clear_client_cache()
     expiry = datetime.now(UTC) + timedelta(hours=1)
@@ -199,7 +199,7 @@ def test_sas_from_key_vault_for_export_and_import(registry, registry_b, seeded, 
 def test_expired_sas_fails_clearly_without_leaking_it(registry, registry_b, seeded, storage, azurite, capsys):
     from datetime import UTC, datetime, timedelta
 
-    from ferry.storage import clear_client_cache
+    from ferry.azure.blob import clear_client_cache
 
     target = storage.url("acct1", "expired.tar")
     assert run_ferry(capsys, "export", f"{registry.host}/{seeded['helm']}:v1", "--to", target,

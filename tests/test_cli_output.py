@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def run_in_terminal(*args: str, env: dict[str, str]) -> str:
     """Run ``ferry ARGS`` with stdout and stderr on a pseudo-terminal; everything it wrote."""
     leader, follower = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "ferry", *args], stdin=subprocess.DEVNULL,
+    process = subprocess.Popen([sys.executable, "-m", "cli", *args], stdin=subprocess.DEVNULL,
                                stdout=follower, stderr=follower, cwd=ROOT, env=env)
     os.close(follower)
     chunks = []
@@ -40,7 +40,7 @@ def test_terminal_gets_a_progress_display_and_pipes_get_plain_lines(registry, re
     shown = run_in_terminal("copy", f"{registry.host}/tty/app:v1", f"{registry_b.host}/tty/app:v1", env=env)
     assert "✓" in shown and "tty/app:v1" in shown          # per-artifact line from the progress display
     assert "\x1b[" in shown                               # terminal control sequences: a live display
-    piped = subprocess.run([sys.executable, "-m", "ferry", "copy", f"{registry.host}/tty/app:v1",
+    piped = subprocess.run([sys.executable, "-m", "cli", "copy", f"{registry.host}/tty/app:v1",
                             f"{registry_b.host}/tty/piped:v1"], capture_output=True, text=True, env=env, cwd=ROOT,
                            timeout=120)
     assert piped.returncode == 0, piped.stderr

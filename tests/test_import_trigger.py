@@ -77,7 +77,7 @@ def test_archive_landing_starts_one_import_per_version(env, registry, registry_b
         fire(env, "a.tar", client)
         fire(env, "a.tar", client)  # the same version again: no second run
         [run] = runs_for(runner)
-        assert run.input["kind"] == "import" and run.input["pipeline"]["name"] == name
+        assert run.input["kind"] == "import" and run.input["job"]["source"]["url"] == f"{env.url}/a.tar"
         assert runner.wait(run.instance_id, 60).output["status"] == "Succeeded"
         assert skopeo_raw(registry_b.host, f"{name}/trig/app", "v1") == content["multiarch"].raw
         # A new version of the blob (overwritten) is imported again.

@@ -12,9 +12,11 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 import function_app
+from ferry.copy import CopyRequest
+from ferry.jobs.spec import Artifacts, JobOptions, JobSpec, RegistryEndpoint
 from runner import LocalOrchestrationRunner
 from tests.harness import content as c
-from tests.helpers import skopeo_raw
+from tests.helpers import image_import_input, pipeline_run_input, skopeo_raw
 
 KINDS = ["multiarch", "docker_list", "artifact", "helm"]
 
@@ -79,9 +81,8 @@ def seeded(registry, content):
 @pytest.mark.parametrize("mode", ["server", "relay"])
 def test_export_copy_import_through_orchestrations(mode, runner, app_env, registry, registry_b, content, seeded):
     artifacts = [f"{seeded[k]}:v1" for k in KINDS]
-    exported = runner.run("pipeline_run", {"runName": "exp", "kind": "export",
-                                           "pipeline": export_pipeline(app_env, registry),
-                                           "request": {"artifacts": artifacts, "target": {"name": "exp.tar"}}})
+    exported = runner.run("pipeline_run", pipeline_run_input("exp", "export", export_pipeline(app_env, registry),
+                                             {"artifacts": artifacts, "target": {"name": "exp.tar"}}))
     assert exported.status == "Completed", exported.error
     assert exported.output["status"] == "Succeeded", exported.output
     assert sorted(exported.output["importedArtifacts"]) == sorted(artifacts)
@@ -100,9 +101,8 @@ def test_export_copy_import_through_orchestrations(mode, runner, app_env, regist
     assert copied.status == "Completed" and copied.output["mode"] == mode, copied.output
     assert app_env.blob("acct2", "exp.tar").get_blob_properties().metadata == metadata
 
-    imported = runner.run("pipeline_run", {"runName": "imp", "kind": "import",
-                                           "pipeline": import_pipeline(app_env, registry_b, prefix=mode),
-                                           "request": {"source": {"name": "exp.tar"}}})
+    imported = runner.run("pipeline_run", pipeline_run_input(
+        "imp", "import", import_pipeline(app_env, registry_b, prefix=mode), {"source": {"name": "exp.tar"}}))
     assert imported.status == "Completed", imported.error
     assert imported.output["status"] == "Succeeded", imported.output
     assert imported.output["catalogDigest"] == exported.output["catalogDigest"]
@@ -111,11 +111,10 @@ def test_export_copy_import_through_orchestrations(mode, runner, app_env, regist
 
 
 def test_transfer_chains_three_sub_orchestrations(runner, app_env, registry, registry_b, content, seeded):
-    export = {"runName": "t-exp", "kind": "export", "pipeline": export_pipeline(app_env, registry),
-              "request": {"artifacts": [f"{seeded['helm']}:v1"], "target": {"name": "t.tar"}}}
-    imp = {"runName": "t-imp", "kind": "import",
-           "pipeline": import_pipeline(app_env, registry_b, options=["DeleteSourceBlobOnSuccess"], prefix="chain"),
-           "request": {"source": {"name": "t.tar"}}}
+    export = pipeline_run_input("t-exp", "export", export_pipeline(app_env, registry),
+                                {"artifacts": [f"{seeded['helm']}:v1"], "target": {"name": "t.tar"}})
+    pipeline = import_pipeline(app_env, registry_b, options=["DeleteSourceBlobOnSuccess"], prefix="chain")
+    imp = pipeline_run_input("t-imp", "import", pipeline, {"source": {"name": "t.tar"}})
     copy = {"source": f"{app_env.container_url('acct1')}/t.tar", "target": f"{app_env.container_url('acct2')}/t.tar",
             "source_storage": {"mode": "ConnectionString"}, "target_storage": {"mode": "ConnectionString"}}
     result = runner.run("transfer", {"export": export, "copy": copy, "import": imp})
@@ -133,11 +132,9 @@ def test_many_batches_split_into_sub_orchestrations(runner, app_env, registry, r
     layers = [c.random_layer(2_000, 7000 + i) for i in range(7)]
     image = c.oci_image(layers, seed=70)
     c.push(registry.url, "orch/many", image, tag="v1")
-    job = {"source": {"kind": "registry", "registry": registry.host},
-           "destination": {"kind": "registry", "registry": registry_b.host},
-           "requests": [{"source_repository": "orch/many", "source_reference": "v1",
-                         "target_repository": "orch/many", "target_tags": ["v1"]}],
-           "batching": {"max_blobs": 1}}
+    job = JobSpec(RegistryEndpoint(registry.host), RegistryEndpoint(registry_b.host),
+                  (Artifacts((CopyRequest("orch/many", "v1", "orch/many", ("v1",)),)),),
+                  JobOptions(batch_max_blobs=1)).to_json()
     result = runner.run("copy_job", {"job": job, "prefix": f"t/{uuid.uuid4().hex}"})
     assert result.status == "Completed", result.error
     assert result.output["outcome"]["report"]["ok"]
@@ -148,46 +145,43 @@ def test_many_batches_split_into_sub_orchestrations(runner, app_env, registry, r
 
 def test_image_import_with_force_and_untagged(runner, app_env, registry, registry_b, content, seeded, monkeypatch):
     monkeypatch.setenv("FERRY_REGISTRY", registry_b.host)
-    params = {"source": {"registry": registry.host, "image": f"{seeded['docker']}:v1"},
+    params = {"source": {"registryUri": registry.host, "sourceImage": f"{seeded['docker']}:v1"},
               "targetTags": ["imported/docker:stable"], "untaggedTargetRepositories": ["imported/untagged"],
               "mode": "NoForce"}
-    result = runner.run("image_import", params)
+    result = runner.run("image_import", image_import_input(params))
     assert result.output["status"] == "Succeeded", result.output
     assert skopeo_raw(registry_b.host, "imported/docker", "stable") == content["docker"].raw
     assert c.get_manifest(registry_b.url, "imported/untagged", content["docker"].digest)[1] == content["docker"].raw
     assert c.list_tags(registry_b.url, "imported/untagged") == []
     # The tag now exists: another image without Force fails naming it, with Force it is replaced.
-    other = {**params, "source": {"registry": registry.host, "image": f"{seeded['helm']}:v1"},
+    other = {**params, "source": {"registryUri": registry.host, "sourceImage": f"{seeded['helm']}:v1"},
              "untaggedTargetRepositories": []}
-    refused = runner.run("image_import", other)
+    refused = runner.run("image_import", image_import_input(other))
     assert refused.output["status"] == "Failed"
     assert "imported/docker:stable" in refused.output["pipelineRunErrorMessage"]
-    forced = runner.run("image_import", {**other, "mode": "Force"})
+    forced = runner.run("image_import", image_import_input({**other, "mode": "Force"}))
     assert forced.output["status"] == "Succeeded", forced.output
     assert skopeo_raw(registry_b.host, "imported/docker", "stable") == content["helm"].raw
 
 
 def test_permanent_failures_give_readable_messages_and_no_tags(runner, app_env, registry, registry_b, seeded):
     # An unknown tag: the export fails without ContinueOnErrors, naming the artifact; no archive.
-    exported = runner.run("pipeline_run", {"runName": "bad", "kind": "export",
-                                           "pipeline": export_pipeline(app_env, registry),
-                                           "request": {"artifacts": [f"{seeded['helm']}:v1", "orch/nope:v9"],
-                                                       "target": {"name": "bad.tar"}}})
+    exported = runner.run("pipeline_run", pipeline_run_input(
+        "bad", "export", export_pipeline(app_env, registry),
+        {"artifacts": [f"{seeded['helm']}:v1", "orch/nope:v9"], "target": {"name": "bad.tar"}}))
     assert exported.output["status"] == "Failed"
     assert "orch/nope:v9" in exported.output["pipelineRunErrorMessage"]
     assert not app_env.blob("acct1", "bad.tar").exists()
     # With ContinueOnErrors the rest is exported and the failure still reported.
-    partial = runner.run("pipeline_run", {"runName": "coe", "kind": "export",
-                                          "pipeline": export_pipeline(app_env, registry, ["ContinueOnErrors"]),
-                                          "request": {"artifacts": [f"{seeded['helm']}:v1", "orch/nope:v9"],
-                                                      "target": {"name": "coe.tar"}}})
+    partial = runner.run("pipeline_run", pipeline_run_input(
+        "coe", "export", export_pipeline(app_env, registry, ["ContinueOnErrors"]),
+        {"artifacts": [f"{seeded['helm']}:v1", "orch/nope:v9"], "target": {"name": "coe.tar"}}))
     assert partial.output["importedArtifacts"] == [f"{seeded['helm']}:v1"]
     assert "orch/nope:v9" in partial.output["pipelineRunErrorMessage"]
     assert app_env.blob("acct1", "coe.tar").exists()
     # A missing source blob on import: clear message, nothing tagged.
-    missing = runner.run("pipeline_run", {"runName": "nosrc", "kind": "import",
-                                          "pipeline": import_pipeline(app_env, registry_b, prefix="never"),
-                                          "request": {"source": {"name": "absent.tar"}}})
+    missing = runner.run("pipeline_run", pipeline_run_input(
+        "nosrc", "import", import_pipeline(app_env, registry_b, prefix="never"), {"source": {"name": "absent.tar"}}))
     assert missing.output["status"] == "Failed" and "absent.tar" in missing.output["pipelineRunErrorMessage"]
 
 
@@ -199,10 +193,8 @@ def test_registry_restart_mid_run_is_retried(runner, app_env, registry, registry
     restarter = threading.Timer(3.0, target.restart)
     restarter.start()
     started = time.monotonic()
-    job = {"source": {"kind": "registry", "registry": registry.host},
-           "destination": {"kind": "registry", "registry": target.host},
-           "requests": [{"source_repository": "orch/big", "source_reference": "v1",
-                         "target_repository": "orch/big", "target_tags": ["v1"]}]}
+    job = JobSpec(RegistryEndpoint(registry.host), RegistryEndpoint(target.host),
+                  (Artifacts((CopyRequest("orch/big", "v1", "orch/big", ("v1",)),)),)).to_json()
     result = runner.run("copy_job", {"job": job, "prefix": f"t/{uuid.uuid4().hex}"})
     restarter.join()
     assert result.status == "Completed", result.error
@@ -219,7 +211,7 @@ def test_expired_sas_from_key_vault_fails_the_run_clearly(runner, app_env, azuri
 
     from azure.storage.blob import ContainerSasPermissions, generate_container_sas
 
-    from ferry.storage import clear_client_cache
+    from ferry.azure.blob import clear_client_cache
     from tests.harness.identity import CONFLICTING_ENV_VARS
     from tests.helpers import run_ferry
 
@@ -239,8 +231,8 @@ def test_expired_sas_from_key_vault_fails_the_run_clearly(runner, app_env, azuri
     secret_uri = keyvault.set_secret(f"exp{secrets.token_hex(4)}", expired)
     pipeline = import_pipeline(app_env, registry_b, prefix="expired")
     pipeline["properties"]["source"].update(storageAccessMode="SasToken", keyVaultUri=secret_uri)
-    result = runner.run("pipeline_run", {"runName": "expired", "kind": "import", "pipeline": pipeline,
-                                         "request": {"source": {"name": "sas.tar"}}})
+    result = runner.run("pipeline_run", pipeline_run_input("expired", "import", pipeline,
+                                                           {"source": {"name": "sas.tar"}}))
     output = result.output
     assert output["status"] == "Failed"
     message = output["pipelineRunErrorMessage"]

@@ -1,4 +1,4 @@
-"""ferry.storage and ferry.secrets against real Azurite (one instance, accounts acct1 and acct2)
+"""ferry.azure.blob and ferry.azure.keyvault against real Azurite (one instance, accounts acct1 and acct2)
 and the Key Vault stand-in: server-side and relay copies, resume, overwrite, SAS, Key Vault, CLI."""
 
 from __future__ import annotations
@@ -21,18 +21,17 @@ from azure.storage.blob import (
     generate_container_sas,
 )
 
-from ferry import storage
-from ferry.errors import BlobNotFoundError, ConflictError, StorageAuthError, UsageError
-from ferry.secrets import parse_secret_uri, resolve_secret
-from ferry.storage import (
+from ferry.azure import blob as storage
+from ferry.azure.blob import (
     BlobLocation,
     ConnectionStringAuth,
     ManagedIdentityAuth,
     SasTokenAuth,
-    copy_blob,
     delete_blob,
-    server_copy_status,
 )
+from ferry.azure.blobcopy import copy_blob, server_copy_status
+from ferry.azure.keyvault import parse_secret_uri, resolve_secret
+from ferry.errors import BlobNotFoundError, ConflictError, StorageAuthError, UsageError
 from tests.harness.azurite import AzuriteServer
 from tests.harness.identity import CONFLICTING_ENV_VARS
 from tests.helpers import run_ferry

@@ -12,6 +12,7 @@ import hashlib
 
 from ferry.errors import IntegrityError, UnsupportedError
 from ferry.oci.layout import REF_NAME, LayoutIndex
+from ferry.oci.referrers import is_fallback_tag
 
 FORMAT_VERSION = "1"
 FORMAT_ANNOTATION = "io.ferry.archive.format"
@@ -32,7 +33,7 @@ def catalog_digest(index: LayoutIndex) -> str:
 def artifact_count(index: LayoutIndex) -> int:
     """Named entries that are artifacts (referrer fallback indexes, ``repo:sha256-…``, excluded)."""
     names = [e.annotations.get(REF_NAME, "") for e in index.entries]
-    return sum(1 for n in names if n and not n.rsplit(":", 1)[-1].startswith(("sha256-", "sha512-")))
+    return sum(1 for n in names if n and not is_fallback_tag(n.rsplit(":", 1)[-1]))
 
 
 def index_annotations(index: LayoutIndex) -> dict[str, str]:

@@ -77,11 +77,11 @@ class BlobRangeReader:
     """Ranges of an Azure blob through ranged GETs (``download_blob(offset, length)``)."""
 
     def __init__(self, client: BlobClient, name: str) -> None:
-        from ferry.storage import translate_errors
+        from ferry.azure.errors import translate_azure_errors
 
         self.client = client
         self.name = name
-        with translate_errors(f"archive {name}"):
+        with translate_azure_errors(f"archive {name}"):
             properties = client.get_blob_properties()
         self.size = int(properties.size)
         self.metadata: dict[str, str] = dict(properties.metadata or {})
@@ -90,9 +90,9 @@ class BlobRangeReader:
     def read(self, offset: int, length: int) -> bytes:
         if length == 0:
             return b""
-        from ferry.storage import translate_errors
+        from ferry.azure.errors import translate_azure_errors
 
-        with translate_errors(f"archive {self.name}"):
+        with translate_azure_errors(f"archive {self.name}"):
             data = self.client.download_blob(offset=offset, length=length, etag=self.etag,
                                              match_condition=_if_match()).readall()
         if len(data) != length:
@@ -102,15 +102,15 @@ class BlobRangeReader:
     def stream(self, offset: int, length: int) -> Iterator[bytes]:
         if length == 0:
             return
-        from ferry.storage import translate_errors
+        from ferry.azure.errors import translate_azure_errors
 
-        with translate_errors(f"archive {self.name}"):
+        with translate_azure_errors(f"archive {self.name}"):
             downloader = self.client.download_blob(offset=offset, length=length, etag=self.etag,
                                                    match_condition=_if_match(), max_concurrency=1)
             yield from downloader.chunks()
 
     def close(self) -> None:
-        """Clients are pooled by :mod:`ferry.storage`; nothing to release."""
+        """Clients are pooled by :mod:`ferry.azure.blob`; nothing to release."""
 
 
 def _if_match() -> MatchConditions:

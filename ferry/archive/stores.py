@@ -174,22 +174,22 @@ class BlockBlobStore:
         self._in_flight = threading.BoundedSemaphore(parallel)
 
     def exists(self) -> bool:
-        from ferry.storage import translate_errors
+        from ferry.azure.errors import translate_azure_errors
 
-        with translate_errors(f"archive {self.name}"):
+        with translate_azure_errors(f"archive {self.name}"):
             return bool(self.client.exists())
 
     def begin(self, layout: fmt.ArchivePlan) -> None:
         from azure.core.exceptions import ResourceNotFoundError
 
-        from ferry.storage import translate_errors
+        from ferry.azure.errors import translate_azure_errors
 
         self._layout = layout
         blocks = sum(-(-(fmt.BLOCK + fmt.padded(e.size)) // self.block_size) for e in layout.entries) + 1
         if blocks > MAX_BLOCKS:
             raise UsageError(f"archive {self.name} would need {blocks} blocks, more than Azure's {MAX_BLOCKS}; "
                              "export fewer artifacts per archive")
-        with translate_errors(f"archive {self.name}"):
+        with translate_azure_errors(f"archive {self.name}"):
             try:
                 listed = self.client.get_block_list("uncommitted")
                 self._staged = {block.id for block in listed[1]}
@@ -252,13 +252,13 @@ class BlockBlobStore:
         from azure.core import MatchConditions
         from azure.storage.blob import BlobBlock, ContentSettings
 
-        from ferry.storage import translate_errors
+        from ferry.azure.errors import translate_azure_errors
 
         # Without overwrite the commit itself refuses an existing blob (If-None-Match: *), so two
         # exports racing to one name cannot both win.
         blocks = [BlobBlock(block_id=i) for i in self._order]
         settings = ContentSettings(content_type="application/x-tar")
-        with translate_errors(f"archive {self.name}"):
+        with translate_azure_errors(f"archive {self.name}"):
             if overwrite:
                 self.client.commit_block_list(blocks, metadata=metadata, content_settings=settings)
             else:
@@ -280,14 +280,14 @@ class BlockBlobStore:
             self._pieces.update(state["pieces"])
 
     def _stage(self, data: bytes | memoryview) -> str:
-        from ferry.storage import translate_errors
+        from ferry.azure.errors import translate_azure_errors
 
         identifier = block_id(data)
         with self._lock:
             if identifier in self._staged:
                 self.blocks_skipped += 1
                 return identifier
-        with translate_errors(f"archive {self.name}"):
+        with translate_azure_errors(f"archive {self.name}"):
             self.client.stage_block(identifier, bytes(data), length=len(data))
         with self._lock:
             self._staged.add(identifier)

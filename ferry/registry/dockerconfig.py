@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,13 +16,14 @@ from typing import Any
 from ferry.errors import CredentialError
 from ferry.reference import DOCKER_HUB
 from ferry.registry.credentials import Credentials
+from ferry.settings import Settings
 
 DOCKER_HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io")
 
 
 def config_path() -> Path:
-    base = os.environ.get("DOCKER_CONFIG")
-    return Path(base) / "config.json" if base else Path.home() / ".docker" / "config.json"
+    """``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json`` (see :mod:`ferry.settings`)."""
+    return Settings.from_env().docker_config
 
 
 def _keys_for(registry: str) -> tuple[str, ...]:
@@ -96,7 +96,8 @@ def _from_helper(helper: str, server: str, *, missing_ok: bool = False) -> Crede
     return Credentials.from_user_pass(username, secret)
 
 
-def resolve_credentials(registry: str, explicit: Credentials | None, *, azure_ad: bool = False) -> Credentials:
+def resolve_credentials(registry: str, explicit: Credentials | None, *, azure_ad: bool = False,
+                        config: Path | None = None) -> Credentials:
     """Explicit credentials win; then Azure AD if asked (or for ``*.azurecr.io``), then docker's config."""
     if explicit is not None and not explicit.is_anonymous:
         return explicit
@@ -104,7 +105,7 @@ def resolve_credentials(registry: str, explicit: Credentials | None, *, azure_ad
         from azure.identity import DefaultAzureCredential
 
         return Credentials(azure_credential=DefaultAzureCredential())
-    found = credentials_from_docker_config(registry)
+    found = credentials_from_docker_config(registry, config)
     if found is not None:
         return found
     if registry.endswith(".azurecr.io"):

@@ -25,12 +25,12 @@ from ferry.oci import mediatypes as mt
 from ferry.oci.descriptor import Descriptor, verify_bytes, verify_stream
 from ferry.oci.layout import INDEX_FILE, LAYOUT_BYTES, LAYOUT_FILE, LayoutIndex, blob_path
 from ferry.oci.manifest import build_index
+from ferry.oci.referrers import fallback_tag
 from ferry.transports.base import BlobOpener, WritePlan
 from ferry.transports.layout import IndexedLayoutReader
-from ferry.transports.registry import fallback_tag
 
 if TYPE_CHECKING:
-    from ferry.storage import StorageAuth
+    from ferry.azure.blob import StorageAuth
 
 
 def is_blob_url(target: str) -> bool:
@@ -43,7 +43,7 @@ def open_destination(target: str, *, overwrite: bool = False, hold: bool = False
     """An archive destination at a file path or an Azure blob URL (auth: explicit, else auto)."""
     store: ArchiveStore
     if is_blob_url(target):
-        from ferry.storage import BlobLocation, auto_auth, blob_client
+        from ferry.azure.blob import BlobLocation, auto_auth, blob_client
 
         location = BlobLocation.parse(target)
         auth = storage_auth or auto_auth(location, connection_strings)
@@ -57,7 +57,7 @@ def open_source(target: str, *, connection_strings: Sequence[str] = (),
                 storage_auth: StorageAuth | None = None) -> ArchiveSource:
     """An archive source at a file path or an Azure blob URL; Ferry metadata on a blob is checked."""
     if is_blob_url(target):
-        from ferry.storage import BlobLocation, auto_auth, blob_client
+        from ferry.azure.blob import BlobLocation, auto_auth, blob_client
 
         location = BlobLocation.parse(target)
         auth = storage_auth or auto_auth(location, connection_strings)
@@ -335,7 +335,7 @@ class ArchiveSource(IndexedLayoutReader):
 def delete_archive(target: str, auth: StorageAuth | None) -> None:
     """Delete the archive at a path or blob URL (DeleteSourceBlobOnSuccess)."""
     if is_blob_url(target):
-        from ferry.storage import BlobLocation, delete_blob
+        from ferry.azure.blob import BlobLocation, delete_blob
 
         delete_blob(BlobLocation.parse(target), auth)
     else:

@@ -14,9 +14,9 @@ from ferry.oci import mediatypes as mt
 from ferry.oci.descriptor import Descriptor, new_hasher, verify_bytes, verify_stream
 from ferry.oci.layout import INDEX_FILE, LAYOUT_BYTES, LAYOUT_FILE, LayoutIndex, blob_path
 from ferry.oci.manifest import build_index, detect_media_type, parse_manifest
+from ferry.oci.referrers import fallback_tag, is_fallback_tag
 from ferry.reference import is_valid_digest
 from ferry.transports.base import BlobOpener
-from ferry.transports.registry import fallback_tag
 
 CHUNK = 1024 * 1024
 
@@ -63,11 +63,6 @@ class IndexedLayoutReader:
 
     def list_tags(self, repository: str) -> list[str]:
         return [t for t in self.index.tags(repository) if not is_fallback_tag(t)]
-
-
-def is_fallback_tag(tag: str) -> bool:
-    """True for the referrers tag-schema fallback tags (``sha256-<hex>``), which are not artifacts."""
-    return tag.startswith(("sha256-", "sha512-"))
 
 
 class LayoutSource(IndexedLayoutReader):

@@ -13,14 +13,9 @@ from ferry.foreign import open_foreign_blob
 from ferry.oci import mediatypes as mt
 from ferry.oci.descriptor import Descriptor
 from ferry.oci.manifest import build_index, parse_manifest
+from ferry.oci.referrers import fallback_tag
 from ferry.registry.client import RegistryClient
 from ferry.transports.base import BlobOpener
-
-
-def fallback_tag(digest: str) -> str:
-    """The OCI referrers tag-schema fallback tag for ``digest``: ``sha256-<hex>``."""
-    algorithm, hex_digest = digest.split(":", 1)
-    return f"{algorithm}-{hex_digest}"[:128]
 
 
 def referrer_descriptor(raw: bytes, media_type: str, digest: str) -> Descriptor:

@@ -19,9 +19,11 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 
-from ferry.cli.output import print_json
+from cli.output import print_json
 from ferry.errors import NotFoundError, UsageError
-from ferry.pipelines import Kind, parse_export_pipeline, parse_import_pipeline, parse_pipeline_run
+from ferry.settings import APP_STORAGE, CLAIMS_DIR, Settings
+from ferry.transfer.build import pipeline_run_job
+from ferry.transfer.models import Kind, parse_export_pipeline, parse_import_pipeline, parse_pipeline_run
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -81,11 +83,12 @@ def run(args: argparse.Namespace) -> int:
     name = args.name or (body.get("name") if isinstance(body, dict) else None) or run_path.stem
     parsed = parse_pipeline_run(name, body)
     kind, found = find_pipeline(Path(args.pipelines), parsed.pipeline.name, parsed.pipeline.kind)
-    pipeline = {**found, "name": parsed.pipeline.name}  # as the API stores it: the name from the id
-    (parse_export_pipeline if kind == "export" else parse_import_pipeline)(parsed.pipeline.name, pipeline)
-    parsed.check_kind(kind)
-    if not os.environ.get("FERRY_CLAIMS_DIR") and not os.environ.get("AzureWebJobsStorage"):  # noqa: SIM112
-        os.environ["FERRY_CLAIMS_DIR"] = tempfile.mkdtemp(prefix="ferry-run-")
+    settings = Settings.from_env()
+    parse = parse_export_pipeline if kind == "export" else parse_import_pipeline
+    pipeline = parse(parsed.pipeline.name, found, default_registry=settings.registry)
+    job = pipeline_run_job(pipeline, parsed, settings)
+    if not settings.claims_dir and not settings.get(APP_STORAGE):
+        os.environ[CLAIMS_DIR] = tempfile.mkdtemp(prefix="ferry-run-")
     # The app and the runner live beside the ferry package (see pyproject); import them only here.
     import function_app
     from runner import LocalOrchestrationRunner
@@ -105,8 +108,7 @@ def run(args: argparse.Namespace) -> int:
         progress.start()
     try:
         with LocalOrchestrationRunner(function_app.app, on_status=on_status) as runner:
-            result = runner.run("pipeline_run", {"runName": name, "kind": kind, "pipeline": pipeline,
-                                                 "request": parsed.request})
+            result = runner.run("pipeline_run", {"runName": name, "kind": kind, "job": job.to_json()})
     finally:
         if show:
             progress.stop()

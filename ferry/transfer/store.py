@@ -7,42 +7,41 @@ case-insensitive), the resource's JSON in ``body``/``body1``/... (a string prope
 64 KiB, i.e. 32 Ki UTF-16 characters, so long bodies are split) and the indexed fields a caller
 passes (for runs: ``instanceId``, ``requestHash``, ``forceUpdateTag``, ``kind``, ``pipeline``).
 
-Azure errors become :mod:`ferry.errors`: an absent entity is :class:`NotFoundError` naming the
-resource, a lost optimistic-concurrency race :class:`ConflictError`, anything else
-:class:`StorageError` (transient for 5xx and connection failures).
+Azure errors are translated by :mod:`ferry.azure.errors` (``TABLES``): an absent entity is
+:class:`~ferry.errors.NotFoundError` naming the resource, a lost optimistic-concurrency race
+:class:`~ferry.errors.ConflictError`, anything else :class:`~ferry.errors.StorageError`.
+
+May be imported by the faces.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ferry.appsettings import app_storage_connection_string
-from ferry.errors import ConflictError, NotFoundError, StorageError, UsageError
+from ferry.azure.errors import TABLES, translate_azure_errors
+from ferry.errors import NotFoundError, StorageError, UsageError
+from ferry.settings import APP_STORAGE, Settings
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableServiceClient
 
-TABLES = {
+TABLE_NAMES = {
     "exportPipelines": "FerryExportPipelines",
     "importPipelines": "FerryImportPipelines",
     "pipelineRuns": "FerryPipelineRuns",
 }
 PARTITION = "ferry"
-CONNECTION_SETTING = "AzureWebJobsStorage"
 #: UTF-16 code units per body property (two bytes each): 60 KB, under the 64 KiB property limit.
 _CHUNK_UNITS = 30_000
 _MAX_PARTS = 15  # 15 x 60 KB stays under the 1 MiB entity limit with room for the other fields
-#: Azurite's well-known development account, for ``UseDevelopmentStorage=true``.
-def connection_string() -> str:
+def connection_string(settings: Settings) -> str:
     """The ``AzureWebJobsStorage`` app setting (``UseDevelopmentStorage=true`` means local Azurite)."""
     try:
-        return app_storage_connection_string()
+        return settings.app_storage
     except UsageError as exc:
-        raise StorageError(f"app setting {CONNECTION_SETTING} is not set: Ferry keeps its pipelines there") from exc
+        raise StorageError(f"app setting {APP_STORAGE} is not set: Ferry keeps its pipelines there") from exc
 
 
 @dataclass
@@ -70,39 +69,6 @@ def _split(text: str) -> list[str]:
     return parts
 
 
-@contextlib.contextmanager
-def _translated(what: str) -> Iterator[None]:
-    from azure.core.exceptions import (
-        AzureError,
-        ClientAuthenticationError,
-        HttpResponseError,
-        ResourceExistsError,
-        ResourceModifiedError,
-        ResourceNotFoundError,
-        ServiceRequestError,
-        ServiceResponseError,
-    )
-
-    try:
-        yield
-    except ResourceNotFoundError as exc:
-        raise NotFoundError(f"{what} not found", status=404) from exc
-    except (ResourceExistsError, ResourceModifiedError) as exc:
-        raise ConflictError(f"{what} was changed concurrently; retry the request") from exc
-    except ClientAuthenticationError as exc:
-        raise StorageError(f"{what}: table storage rejected the app's credentials", status=403) from exc
-    except HttpResponseError as exc:
-        status = exc.status_code
-        if status == 412:
-            raise ConflictError(f"{what} was changed concurrently; retry the request") from exc
-        transient = status is None or status >= 500 or status == 429
-        raise StorageError(f"{what}: table storage answered {status}", status=status, transient=transient) from exc
-    except (ServiceRequestError, ServiceResponseError) as exc:
-        raise StorageError(f"{what}: table storage unreachable", transient=True) from exc
-    except AzureError as exc:
-        raise StorageError(f"{what}: {type(exc).__name__}", transient=True) from exc
-
-
 class ResourceStore:
     """CRUD and list over the three tables. Cheap to build; tables are created on first use."""
 
@@ -117,15 +83,15 @@ class ResourceStore:
         return cls(TableServiceClient.from_connection_string(conn))
 
     @classmethod
-    def from_settings(cls) -> ResourceStore:
-        return cls.from_connection_string(connection_string())
+    def from_settings(cls, settings: Settings) -> ResourceStore:
+        return cls.from_connection_string(connection_string(settings))
 
     def _table(self, collection: str) -> TableClient:
-        if collection not in TABLES:
+        if collection not in TABLE_NAMES:
             raise UsageError(f"unknown collection {collection!r}")
-        table = TABLES[collection]
+        table = TABLE_NAMES[collection]
         if table not in self._ready:
-            with _translated(f"table {table}"):
+            with translate_azure_errors(f"table {table}", TABLES):
                 self.service.create_table_if_not_exists(table)
             self._ready.add(table)
         return self.service.get_table_client(table)
@@ -133,7 +99,7 @@ class ResourceStore:
     def get(self, collection: str, name: str) -> Record:
         """The record; NotFoundError naming ``collection/name`` when absent."""
         table = self._table(collection)
-        with _translated(f"{collection}/{name}"):
+        with translate_azure_errors(f"{collection}/{name}", TABLES):
             entity = table.get_entity(PARTITION, name.lower())
         return _record(entity)
 
@@ -145,7 +111,7 @@ class ResourceStore:
 
     def list(self, collection: str) -> list[Record]:
         table = self._table(collection)
-        with _translated(collection):
+        with translate_azure_errors(collection, TABLES):
             entities = list(table.query_entities("PartitionKey eq @pk", parameters={"pk": PARTITION}))
         return sorted((_record(e) for e in entities), key=lambda r: r.name.lower())
 
@@ -157,7 +123,7 @@ class ResourceStore:
 
         table = self._table(collection)
         entity = _entity(record)
-        with _translated(f"{collection}/{record.name}"):
+        with translate_azure_errors(f"{collection}/{record.name}", TABLES):
             if create:
                 meta = table.create_entity(entity)
             elif etag:
@@ -172,7 +138,7 @@ class ResourceStore:
         if self.find(collection, name) is None:
             return False
         table = self._table(collection)
-        with _translated(f"{collection}/{name}"):
+        with translate_azure_errors(f"{collection}/{name}", TABLES):
             table.delete_entity(PARTITION, name.lower())
         return True
 

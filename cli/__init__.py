@@ -7,8 +7,8 @@ import argparse
 import logging
 import sys
 
+from cli import archive_commands, copy_command, run_command, storage_commands
 from ferry import __version__
-from ferry.cli import archive_commands, copy_command, run_command, storage_commands
 from ferry.errors import FerryError
 from ferry.redact import RedactingFilter, redact
 

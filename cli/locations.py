@@ -1,14 +1,18 @@
-"""Parse the CLI's SRC/DST arguments into transports, with credentials resolved."""
+"""Parse the CLI's SRC/DST arguments into job endpoints, and build the command's job environment."""
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
 
+from ferry.azure.claims import MemoryClaimStore
 from ferry.blobcache import BlobLocationCache, default_cache_path
 from ferry.errors import InvalidReferenceError, UsageError
+from ferry.jobs.endpoints import JobEnvironment
+from ferry.jobs.spec import Endpoint, LayoutEndpoint, RegistryEndpoint
 from ferry.reference import Reference, is_valid_digest
-from ferry.registry.client import RegistryClient
-from ferry.registry.credentials import Credentials
+from ferry.registry.credentials import TOKEN_USERNAME, Credentials
+from ferry.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -62,14 +66,6 @@ def _has_explicit_tag(text: str) -> bool:
     return ":" in name.rsplit("/", 1)[-1]
 
 
-def make_client(registry: str, credentials: Credentials, insecure_hosts: list[str], parallel: int) -> RegistryClient:
-    return RegistryClient(registry, credentials, insecure=registry in insecure_hosts,
-                          max_connections=max(8, parallel * 2))
-
-
-_caches: dict[str, BlobLocationCache] = {}
-
-
 def blob_cache() -> BlobLocationCache:
     """The blob location cache at :func:`default_cache_path`, opened once per path per process."""
     path = default_cache_path()
@@ -78,7 +74,36 @@ def blob_cache() -> BlobLocationCache:
     return _caches[str(path)]
 
 
+_caches: dict[str, BlobLocationCache] = {}
+
+
 def validate_digest(value: str) -> str:
     if not is_valid_digest(value):
         raise UsageError(f"{value!r} is not a digest (sha256:<64 hex>)")
     return value
+
+
+def cli_environment(args: argparse.Namespace) -> JobEnvironment:
+    """The job environment of one command: this process's settings, credentials kept in memory,
+    the connection strings given, the blob location cache; given credentials are checked up front."""
+    return JobEnvironment(settings=Settings.from_env(), claims=MemoryClaimStore(),
+                          connection_strings=tuple(getattr(args, "connection_string", None) or ()),
+                          cache=blob_cache(), check_credentials=True)
+
+
+def registry_endpoint(registry: str, credentials: Credentials | None, env: JobEnvironment, side: str,
+                      args: argparse.Namespace, *, azure_ad: bool = False) -> RegistryEndpoint:
+    """A registry endpoint; given credentials go to the in-memory claim ``cli/<side>``."""
+    ref = None
+    if credentials is not None and not credentials.is_anonymous:
+        claim = ({"username": TOKEN_USERNAME, "password": credentials.identity_token} if credentials.identity_token
+                 else {"username": credentials.username, "password": credentials.password})
+        ref = env.claims.put_json(f"cli/{side}", claim)
+    return RegistryEndpoint(registry, ref, insecure=registry in (args.insecure or ()), azure_ad=azure_ad)
+
+
+def location_endpoint(location: Location, credentials: Credentials | None, env: JobEnvironment, side: str,
+                      args: argparse.Namespace, *, azure_ad: bool = False) -> Endpoint:
+    if location.kind == "oci":
+        return LayoutEndpoint(location.registry)
+    return registry_endpoint(location.registry, credentials, env, side, args, azure_ad=azure_ad)

@@ -9,18 +9,13 @@ from contextlib import nullcontext
 
 from rich.console import Console
 
-from ferry.cli.output import ProgressBar, human_bytes, print_json
+from cli.locations import cli_environment
+from cli.output import ProgressBar, human_bytes, print_json
+from ferry.azure.blob import DEFAULT_BLOCK_SIZE, BlobLocation, MiB, StorageAuth
+from ferry.azure.blobcopy import copy_blob
 from ferry.errors import UsageError
-from ferry.storage import (
-    DEFAULT_BLOCK_SIZE,
-    BlobLocation,
-    ManagedIdentityAuth,
-    MiB,
-    SasTokenAuth,
-    StorageAuth,
-    auto_auth,
-    copy_blob,
-)
+from ferry.jobs.endpoints import JobEnvironment, storage_auth
+from ferry.jobs.spec import StorageAccess
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -48,14 +43,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _auth(location: BlobLocation, secret: str | None, args: argparse.Namespace) -> StorageAuth:
+def _auth(url: str, secret: str | None, args: argparse.Namespace, env: JobEnvironment) -> StorageAuth:
     if secret and args.managed_identity:
         raise UsageError("give either --managed-identity or a --*-sas-secret, not both")
-    if secret:
-        return SasTokenAuth(secret_uri=secret)
-    if args.managed_identity:
-        return ManagedIdentityAuth()
-    return auto_auth(location, args.connection_string)
+    access = (StorageAccess("SasToken", secret) if secret
+              else StorageAccess("ManagedIdentity") if args.managed_identity else StorageAccess("Auto"))
+    auth = storage_auth(url, access, env)
+    assert auth is not None
+    return auth
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,11 +60,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--parallel must be at least 1")
     src = BlobLocation.parse(args.source)
     dst = BlobLocation.parse(args.destination)
+    env = cli_environment(args)
     console = Console(stderr=True)
     bar = ProgressBar(console, "copy-blob") if console.is_terminal and not args.json else None
     with bar if bar else nullcontext():
-        result = copy_blob(src, dst, src_auth=_auth(src, args.src_sas_secret, args),
-                           dst_auth=_auth(dst, args.dest_sas_secret, args),
+        result = copy_blob(src, dst, src_auth=_auth(args.source, args.src_sas_secret, args, env),
+                           dst_auth=_auth(args.destination, args.dest_sas_secret, args, env),
                            mode="relay" if args.relay else "server", overwrite=args.overwrite,
                            block_size=args.block_size * MiB, parallel=args.parallel, progress=bar)
     if args.json:

@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import re
-from contextlib import ExitStack, nullcontext
 
-from rich.console import Console
-
-from ferry.cli.locations import Location, blob_cache, make_client, parse_location
-from ferry.cli.output import ProgressBar, print_json, print_summary, report_dict
-from ferry.copy import CopyOptions, CopyReport, CopyRequest, copy_artifacts
+from cli.locations import Location, cli_environment, location_endpoint, parse_location
+from cli.running import add_transfer_options, job_options, print_outcome, run_with_progress
+from ferry.copy import CopyRequest
 from ferry.errors import UsageError
-from ferry.registry.client import RegistryClient
+from ferry.jobs.spec import Artifacts, JobSpec, RepositoryTags, Selection
 from ferry.registry.credentials import Credentials
-from ferry.registry.dockerconfig import resolve_credentials
-from ferry.transports.base import Destination, Source
-from ferry.transports.layout import LayoutDestination, LayoutSource
-from ferry.transports.registry import RegistryDestination, RegistrySource
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -50,15 +42,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def add_transfer_options(parser: argparse.ArgumentParser) -> None:
-    """Options every transferring command shares: referrers, plain HTTP hosts, parallelism, JSON."""
-    parser.add_argument("--no-referrers", action="store_true", help="leave signatures, SBOMs and other referrers")
-    parser.add_argument("--insecure", action="append", default=[], metavar="HOST",
-                        help="use plain HTTP for HOST (loopback hosts always are)")
-    parser.add_argument("--parallel", type=int, default=8, help="blobs copied at once (default 8)")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-
-
 def _source_credentials(args: argparse.Namespace) -> Credentials | None:
     if args.src_creds and (args.username or args.password):
         raise UsageError("give either -u/-p or --src-creds, not both")
@@ -69,36 +52,9 @@ def _source_credentials(args: argparse.Namespace) -> Credentials | None:
     return None
 
 
-def _open_source(location: Location, args: argparse.Namespace, stack: ExitStack) -> Source:
-    if location.kind == "oci":
-        return LayoutSource(location.registry)
-    creds = resolve_credentials(location.registry, _source_credentials(args), azure_ad=args.src_azure_ad)
-    client = stack.enter_context(make_client(location.registry, creds, args.insecure, args.parallel))
-    _sign_in(client, creds)
-    return RegistrySource(client, blob_cache())
-
-
-def _open_destination(location: Location, args: argparse.Namespace, stack: ExitStack) -> Destination:
-    if location.kind == "oci":
-        return LayoutDestination(location.registry)
-    explicit = Credentials.parse(args.dest_creds) if args.dest_creds else None
-    creds = resolve_credentials(location.registry, explicit, azure_ad=args.dest_azure_ad)
-    client = stack.enter_context(make_client(location.registry, creds, args.insecure, args.parallel))
-    _sign_in(client, creds)
-    return RegistryDestination(client, blob_cache())
-
-
-def _sign_in(client: RegistryClient, creds: Credentials) -> None:
-    """Check given credentials up front: rejected ones end the run with exit code 4, not as
-    one failed artifact (exit 1) each. Anonymous access is not checked: registries that allow
-    anonymous pulls may still answer 401 at ``/v2/``."""
-    if not creds.is_anonymous:
-        client.check_access()
-
-
-def build_requests(source: Source, src: Location, dst: Location, args: argparse.Namespace,
-                   *, prefix_mode: bool = False) -> list[CopyRequest]:
-    """Turn one SRC, DST and the tag options into copy requests, validating their combination.
+def selection_for(src: Location, dst: Location, args: argparse.Namespace, *,
+                  prefix_mode: bool = False) -> Selection:
+    """What one SRC copies to DST under the tag options, validating their combination.
 
     In ``prefix_mode`` (several sources) DST's repository part is a prefix for each source's path.
     """
@@ -108,22 +64,15 @@ def build_requests(source: Source, src: Location, dst: Location, args: argparse.
         target_repository = f"{dst.repository}/{src.repository}" if dst.repository else src.repository
     else:
         target_repository = dst.repository or src.repository
-    whole_repo = args.all_tags or args.tags is not None
-    if whole_repo:
+    if args.all_tags or args.tags is not None:
         if src.tag_given or src.digest:
             raise UsageError(f"--all-tags/--tags copy a whole repository: give SRC {src.text!r} without tag or digest")
         if dst.tag_given or dst.digest:
             raise UsageError("--all-tags/--tags keep the source tag names: give DST without a tag")
         try:
-            pattern = re.compile(args.tags) if args.tags is not None else None
-        except re.error as exc:
-            raise UsageError(f"--tags {args.tags!r} is not a valid regular expression: {exc}") from exc
-        tags = sorted(t for t in source.list_tags(src.repository) if pattern is None or pattern.fullmatch(t))
-        tags = [t for t in tags if not re.fullmatch(r"sha(256|512)-[0-9a-f]+", t)]
-        if not tags:
-            raise UsageError(f"no tag of {src.registry}/{src.repository} matches"
-                             + (f" {args.tags!r}" if args.tags else ""))
-        return [CopyRequest(src.repository, t, target_repository, () if args.untagged else (t,)) for t in tags]
+            return RepositoryTags(src.repository, target_repository, args.tags, keep_tags=not args.untagged)
+        except UsageError as exc:
+            raise UsageError(f"--tags: {exc}") from exc
     reference = src.reference
     if reference is None:
         raise UsageError(f"SRC {src.text!r} needs a tag or digest")
@@ -139,7 +88,7 @@ def build_requests(source: Source, src: Location, dst: Location, args: argparse.
         target_tags = (src.tag,)
     else:
         raise UsageError(f"SRC {src.text!r} is a digest: give DST a tag, or --untagged")
-    return [CopyRequest(src.repository, reference, target_repository, target_tags)]
+    return Artifacts((CopyRequest(src.repository, reference, target_repository, target_tags),))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -155,21 +104,12 @@ def run(args: argparse.Namespace) -> int:
         if dst.tag_given or dst.digest:
             raise UsageError(f"DST {args.destination!r}: with several SRCs, give HOST[:PORT][/PREFIX] without a tag")
     src = sources[0]
-    options = CopyOptions(overwrite_tags=args.force, include_referrers=not args.no_referrers,
-                          platforms=frozenset(args.platform) if args.platform else None, parallelism=args.parallel,
-                          include_foreign_layers=args.include_foreign_layers)
-    with ExitStack() as stack:
-        source = _open_source(src, args, stack)
-        destination = _open_destination(dst, args, stack)
-        requests = [r for each in sources for r in build_requests(source, each, dst, args, prefix_mode=prefix_mode)]
-        console = Console(stderr=True)
-        show_bar = console.is_terminal and not args.json
-        bar = ProgressBar(console, f"{len(requests)} artifact(s)") if show_bar else None
-        with bar if bar else nullcontext():
-            options.progress = bar
-            report: CopyReport = copy_artifacts(source, destination, requests, options)
-    if args.json:
-        print_json(report_dict(report))
-    else:
-        print_summary(report)
-    return 0 if report.ok else 1
+    env = cli_environment(args)
+    spec = JobSpec(
+        source=location_endpoint(src, _source_credentials(args), env, "source", args, azure_ad=args.src_azure_ad),
+        destination=location_endpoint(dst, Credentials.parse(args.dest_creds) if args.dest_creds else None, env,
+                                      "destination", args, azure_ad=args.dest_azure_ad),
+        select=tuple(selection_for(each, dst, args, prefix_mode=prefix_mode) for each in sources),
+        options=job_options(args, overwrite_tags=args.force, platforms=tuple(args.platform or ()),
+                            include_foreign_layers=args.include_foreign_layers))
+    return print_outcome(run_with_progress(spec, env, args), args)

@@ -9,25 +9,24 @@ only for loopback hosts:
 
 * ``verify_challenge_resource=False``: the client checks that the challenge's resource
   (``https://vault.azure.net``) is a parent domain of the vault host, which ``127.0.0.1`` never is.
-* TLS verification against a private CA bundle: pass ``ca_bundle`` or set
-  ``FERRY_KEYVAULT_CA_BUNDLE`` (any vault; a real vault needs neither).
+* TLS verification against a private CA bundle: pass ``ca_bundle`` (the job opener passes the
+  ``FERRY_KEYVAULT_CA_BUNDLE`` setting; a real vault needs none).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from ferry.errors import BlobNotFoundError, CredentialError, StorageAuthError, StorageError, UsageError
+from ferry.azure.errors import KEY_VAULT, translate_azure_errors
+from ferry.errors import StorageError, UsageError
 from ferry.redact import redact
+from ferry.settings import KEYVAULT_CA_BUNDLE
 
 __all__ = ["SecretRef", "parse_secret_uri", "resolve_secret"]
-
-CA_BUNDLE_ENV = "FERRY_KEYVAULT_CA_BUNDLE"
 
 _NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 _VERSION = re.compile(r"^[0-9A-Za-z]{1,64}$")
@@ -75,18 +74,11 @@ def parse_secret_uri(uri: str) -> SecretRef:
 def resolve_secret(secret_uri: str, credential: Any = None, *, ca_bundle: str | None = None) -> str:
     """The current (or given) version's value of the Key Vault secret at `secret_uri`.
 
-    `credential` defaults to ``DefaultAzureCredential()``. `ca_bundle` (default
-    ``$FERRY_KEYVAULT_CA_BUNDLE``) is a PEM file to verify the vault's TLS certificate with.
+    `credential` defaults to ``DefaultAzureCredential()``. `ca_bundle` (the
+    ``FERRY_KEYVAULT_CA_BUNDLE`` setting) is a PEM file to verify the vault's TLS certificate with.
     Raises UsageError (bad URI), BlobNotFoundError (no such secret), StorageAuthError (denied),
     CredentialError (no token), or a transient StorageError.
     """
-    from azure.core.exceptions import (
-        ClientAuthenticationError,
-        HttpResponseError,
-        ResourceNotFoundError,
-        ServiceRequestError,
-        ServiceResponseError,
-    )
     from azure.keyvault.secrets import SecretClient
 
     ref = parse_secret_uri(secret_uri)
@@ -96,35 +88,16 @@ def resolve_secret(secret_uri: str, credential: Any = None, *, ca_bundle: str | 
 
         credential = DefaultAzureCredential()
     kwargs: dict[str, Any] = {}
-    bundle = ca_bundle or os.environ.get(CA_BUNDLE_ENV)
+    bundle = ca_bundle
     if bundle:
         kwargs["connection_verify"] = bundle
     if ref.is_loopback:
         # The challenge names resource https://vault.azure.net; 127.0.0.1 is not under it.
         kwargs["verify_challenge_resource"] = False
     client = SecretClient(ref.vault_url, credential, **kwargs)
-    try:
-        with client:
-            secret = client.get_secret(ref.name, ref.version)
-    except ResourceNotFoundError as exc:
-        raise BlobNotFoundError(f"Key Vault secret {shown} not found", status=404) from exc
-    except ClientAuthenticationError as exc:
-        status = getattr(exc, "status_code", None)
-        if status in (401, 403):
-            raise StorageAuthError(f"Key Vault denied reading secret {shown} ({status}): the identity "
-                                   "may lack the 'get' secret permission", status=status) from exc
-        raise CredentialError(f"no Azure credential could get a token for Key Vault secret {shown}: "
-                              f"{redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}") from exc
-    except HttpResponseError as exc:
-        status = exc.status_code
-        transient = status is None or status >= 500 or status == 429
-        raise StorageError(f"Key Vault answered {status} for secret {shown}", status=status,
-                           transient=transient) from exc
-    except (ServiceRequestError, ServiceResponseError) as exc:
-        tls = "CERTIFICATE_VERIFY_FAILED" in str(exc)
-        hint = f" (set {CA_BUNDLE_ENV} to the vault's CA bundle)" if tls else ""
-        raise StorageError(f"cannot reach Key Vault for secret {shown}: {redact(str(exc))}{hint}",
-                           transient=not tls) from exc
+    with translate_azure_errors(f"Key Vault secret {shown}", KEY_VAULT,
+                                tls_hint=f" (set {KEYVAULT_CA_BUNDLE} to the vault's CA bundle)"), client:
+        secret = client.get_secret(ref.name, ref.version)
     value = secret.value
     if value is None:
         raise StorageError(f"Key Vault secret {shown} has no value")

@@ -1,0 +1,173 @@
+"""Claim checks: large or secret orchestration data kept outside orchestration history, by name.
+
+Durable orchestration inputs and outputs are persisted in the task hub's history, so they stay
+small and never hold secrets: plans, blob batches, per-batch archive state and credentials go
+into a :class:`ClaimStore` and only their names travel through orchestrations.
+
+Three stores keep one contract (:class:`ClaimStore`): :class:`BlobClaimStore` (the
+``ferry-claims`` container of the app's storage account), :class:`FileClaimStore` (a directory,
+for ``ferry run`` without an account) and :class:`MemoryClaimStore` (the CLI's in-process jobs).
+A missing claim is :class:`~ferry.errors.BlobNotFoundError` naming it, in every store.
+
+May be imported by ``ferry/jobs``, ``ferry/transfer`` and the faces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ferry.azure.errors import translate_azure_errors
+from ferry.errors import BlobNotFoundError, UsageError
+from ferry.settings import Settings
+
+if TYPE_CHECKING:
+    from azure.storage.blob import ContainerClient
+
+CONTAINER = "ferry-claims"
+
+
+class ClaimStore(Protocol):
+    """JSON documents by name. Names are relative paths (``runs/ID/plan.json``)."""
+
+    def put_json(self, name: str, data: Any) -> str:
+        """Store ``data`` under ``name`` (replacing it); returns ``name``."""
+        ...
+
+    def get_json(self, name: str) -> Any:
+        """The document; BlobNotFoundError naming it if absent."""
+        ...
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every claim whose name starts with ``prefix``; returns how many."""
+        ...
+
+
+def _check_name(name: str) -> str:
+    if not name or name.startswith("/") or ".." in name.split("/"):
+        raise UsageError(f"claim name {name!r} is not a relative path")
+    return name
+
+
+def _missing(name: str) -> BlobNotFoundError:
+    return BlobNotFoundError(f"claim {name} does not exist", status=404)
+
+
+class MemoryClaimStore:
+    """Claims in this process's memory: the CLI's credentials never touch a disk."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def put_json(self, name: str, data: Any) -> str:
+        with self._lock:
+            self._data[_check_name(name)] = json.dumps(data)
+        return name
+
+    def get_json(self, name: str) -> Any:
+        with self._lock:
+            if name not in self._data:
+                raise _missing(name)
+            return json.loads(self._data[name])
+
+    def delete_prefix(self, prefix: str) -> int:
+        with self._lock:
+            names = [n for n in self._data if n.startswith(prefix)]
+            for name in names:
+                del self._data[name]
+        return len(names)
+
+
+class FileClaimStore:
+    """Claims as files under a directory: for ``ferry run`` where there is no app storage account."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def put_json(self, name: str, data: Any) -> str:
+        path = self.root / _check_name(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(path.name + ".partial")
+        temporary.write_text(json.dumps(data, separators=(",", ":")))
+        os.replace(temporary, path)
+        return name
+
+    def get_json(self, name: str) -> Any:
+        path = self.root / _check_name(name)
+        if not path.is_file():
+            raise _missing(name)
+        return json.loads(path.read_text())
+
+    def delete_prefix(self, prefix: str) -> int:
+        count = 0
+        for path in sorted(self.root.rglob("*")):
+            if path.is_file() and path.relative_to(self.root).as_posix().startswith(prefix):
+                path.unlink()
+                count += 1
+        return count
+
+
+class BlobClaimStore:
+    """Claims as blobs in one container, created on first use."""
+
+    def __init__(self, container: ContainerClient) -> None:
+        self.container = container
+        self._ready = False
+
+    @classmethod
+    def from_connection_string(cls, connection: str) -> BlobClaimStore:
+        from azure.storage.blob import ContainerClient
+
+        return cls(ContainerClient.from_connection_string(connection, CONTAINER))
+
+    def put_json(self, name: str, data: Any) -> str:
+        self._ensure()
+        with translate_azure_errors(f"claim {_check_name(name)}"):
+            self.container.upload_blob(name, json.dumps(data, separators=(",", ":")).encode(), overwrite=True)
+        return name
+
+    def get_json(self, name: str) -> Any:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with translate_azure_errors(f"claim {_check_name(name)}"):
+            try:
+                return json.loads(self.container.download_blob(name).readall())
+            except ResourceNotFoundError:
+                raise _missing(name) from None
+
+    def delete_prefix(self, prefix: str) -> int:
+        with translate_azure_errors(f"claims {prefix}*"):
+            names = [b.name for b in self.container.list_blobs(name_starts_with=prefix)]
+            for name in names:
+                self.container.delete_blob(name)
+        return len(names)
+
+    def _ensure(self) -> None:
+        if self._ready:
+            return
+        from azure.core.exceptions import ResourceExistsError
+
+        with translate_azure_errors(f"claims container {CONTAINER}"), contextlib.suppress(ResourceExistsError):
+            self.container.create_container()
+        self._ready = True
+
+
+_stores: dict[str, BlobClaimStore] = {}
+_stores_lock = threading.Lock()
+
+
+def claim_store(settings: Settings) -> ClaimStore:
+    """``FERRY_CLAIMS_DIR`` (local files) if set, else the claims container of ``FERRY_CLAIMS_CONNECTION``
+    (default: the app's storage account); one pooled client per connection string."""
+    if settings.claims_dir:
+        return FileClaimStore(settings.claims_dir)
+    connection = settings.claims_connection
+    with _stores_lock:
+        if connection not in _stores:
+            _stores[connection] = BlobClaimStore.from_connection_string(connection)
+        return _stores[connection]

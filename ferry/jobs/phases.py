@@ -1,0 +1,259 @@
+"""A job's phases, with one result type each: plan → (gates) → transfer batches → finish.
+
+Two ways to run them, over the same rules:
+
+* :func:`run_job` in one process (the CLI): open once, plan, review, move every blob, finish.
+* :func:`plan_job`, :func:`transfer_batch` and :func:`finish_job`, one Durable activity each; the
+  plan and its batches are kept as claims under a prefix and only names travel in history.
+
+What is true of every job is written once, in :func:`_finish`: an archive is published only when
+every artifact copied, or with ContinueOnErrors when at least one did; an archive source is
+deleted (DeleteSourceBlobOnSuccess) only after every tag is verified in the target.
+
+Failures: a phase raises only for the job as a whole (bad spec, unreachable endpoint); a
+transient one is :class:`~ferry.errors.TransientError` (the activity is retried). A batch that
+fails permanently, or after its retries, is a :class:`BatchOutcome` with an ``error``: every blob
+it held failed with that message, and so did the artifacts that needed them.
+
+May be imported by the faces (activities, CLI).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+from ferry.archive.catalog import META_CATALOG
+from ferry.copy import (
+    ArtifactResult,
+    BlobBatchResult,
+    CopyPlan,
+    CopyReport,
+    CopyRequest,
+    ProgressListener,
+    copy_artifacts,
+    finish_copy,
+    plan_copy,
+    transfer_blobs,
+)
+from ferry.errors import FerryError, NotFoundError, TransientError
+from ferry.jobs.endpoints import JobEnvironment, delete_archive_source, open_job_destination, open_job_source
+from ferry.jobs.gate import PlanGate, apply_gates
+from ferry.jobs.selection import expand
+from ferry.jobs.spec import ArchiveEndpoint, JobSpec
+from ferry.redact import redact
+from ferry.transports.archive import ArchiveDestination, ArchiveSource
+from ferry.transports.base import Destination, PlanAware, Source
+from ferry.transports.registry import RegistryDestination
+
+
+@dataclass
+class PlanSummary:
+    """What planning found: batch count and totals; refusals by gates."""
+
+    prefix: str
+    batches: int
+    blobs: int
+    bytes: int
+    artifacts: int
+    refused: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PlanSummary:
+        return cls(**data)
+
+
+@dataclass
+class BatchOutcome:
+    """One batch: its blob results, or ``error`` when the batch as a whole failed."""
+
+    index: int
+    result: BlobBatchResult | None = None
+    error: str | None = None
+
+    @classmethod
+    def failed(cls, index: int, message: str) -> BatchOutcome:
+        return cls(index, None, redact(message) or "the batch failed after its retries")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"index": self.index, "result": self.result.to_json() if self.result else None, "error": self.error}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BatchOutcome:
+        result = data.get("result")
+        return cls(int(data["index"]), BlobBatchResult.from_json(result) if result else None, data.get("error"))
+
+
+def batch_failure(index: int, message: str) -> dict[str, Any]:
+    """The JSON of a batch that failed after its retries (for orchestrations, which hold only JSON)."""
+    return BatchOutcome.failed(index, message.split("\n")[0]).to_json()
+
+
+@dataclass
+class JobOutcome:
+    """A finished job: its report, the archive it published, the catalog digest it wrote or read,
+    and the archive it deleted (display URLs: never a SAS)."""
+
+    report: CopyReport
+    published: str | None = None
+    catalog_digest: str | None = None
+    deleted_source: str | None = None
+    blocks_staged: int | None = None
+    blocks_skipped: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["report"]["ok"] = self.report.ok
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobOutcome:
+        report = dict(data["report"])
+        report.pop("ok", None)
+        artifacts = [ArtifactResult(**a) for a in report.pop("artifacts")]
+        return cls(**{**data, "report": CopyReport(artifacts=artifacts, **report)})
+
+
+# --------------------------------------------------------------------------- in one process
+
+
+def run_job(spec: JobSpec, env: JobEnvironment, *, gates: Sequence[PlanGate] = (),
+            progress: ProgressListener | None = None) -> JobOutcome:
+    """Run the whole job here; never raises for a single artifact."""
+    options = spec.options.copy_options(progress)
+    with ExitStack() as stack:
+        source = open_job_source(spec.source, env, stack, spec.options.parallelism)
+        destination = open_job_destination(spec.destination, env, stack, spec.options.parallelism)
+        requests = expand(spec.select, source, spec.options.max_artifacts)
+        plan_seen: list[CopyPlan] = []
+
+        def review(plan: CopyPlan) -> None:
+            plan_seen.append(plan)
+            apply_gates(plan, gates, options)
+
+        report = copy_artifacts(source, destination, requests, options, review=review)
+        outcome = _finish(spec, env, source, destination, plan_seen[0], report)
+        if isinstance(destination, ArchiveDestination):
+            outcome.blocks_staged = getattr(destination.store, "blocks_staged", None)
+            outcome.blocks_skipped = getattr(destination.store, "blocks_skipped", None)
+    return outcome
+
+
+# --------------------------------------------------------------------------- as Durable activities
+
+
+def plan_job(spec: JobSpec, env: JobEnvironment, prefix: str, gates: Sequence[PlanGate] = ()) -> PlanSummary:
+    """Walk the job, let ``gates`` review it, and keep its plan and blob batches as claims under ``prefix``.
+
+    An artifact that cannot be planned fails in the plan (reported at the finish); one that failed
+    transiently makes the whole step transient, to be retried once the registry is back.
+    """
+    options = spec.options.copy_options()
+    with ExitStack() as stack:
+        source = open_job_source(spec.source, env, stack, spec.options.parallelism)
+        destination = open_job_destination(spec.destination, env, stack, spec.options.parallelism)
+        plan = plan_copy(source, destination, expand(spec.select, source, spec.options.max_artifacts), options)
+    transient = [a.result for a in plan.artifacts if a.transient]
+    if transient:
+        raise TransientError(f"planning {transient[0].source}: {transient[0].error}")
+    refused = apply_gates(plan, gates, options)
+    batches = plan.batches(max_bytes=spec.options.batch_max_bytes, max_blobs=spec.options.batch_max_blobs)
+    env.claims.put_json(f"{prefix}/plan.json", plan.to_json())
+    env.claims.put_json(f"{prefix}/batches.json", batches)
+    return PlanSummary(prefix, len(batches), len(plan.placements), plan.bytes_total, len(plan.artifacts), refused)
+
+
+def transfer_batch(spec: JobSpec, env: JobEnvironment, prefix: str, index: int) -> BatchOutcome:
+    """Move batch ``index`` of the stored plan. TransientError if any blob failed transiently (the
+    retry skips what is done); a permanent failure of the batch as a whole is an outcome."""
+    try:
+        plan = CopyPlan.from_json(env.claims.get_json(f"{prefix}/plan.json"))
+        batch = env.claims.get_json(f"{prefix}/batches.json")[index]
+        with ExitStack() as stack:
+            source = open_job_source(spec.source, env, stack, spec.options.parallelism)
+            destination = open_job_destination(spec.destination, env, stack, spec.options.parallelism)
+            if isinstance(destination, PlanAware):
+                destination.prepare(plan.write_plan())
+            result = transfer_blobs(source, destination, plan, batch, spec.options.copy_options())
+            if isinstance(destination, ArchiveDestination):
+                env.claims.put_json(f"{prefix}/part-{index}.json", destination.export_state())
+    except FerryError as exc:
+        if exc.transient:
+            raise
+        return BatchOutcome.failed(index, str(exc))
+    if result.transient:
+        first = result.transient[0]
+        raise TransientError(f"batch {index}: {len(result.transient)} blob(s) failed transiently, "
+                             f"e.g. {first}: {result.errors[first]}")
+    return BatchOutcome(index, result)
+
+
+def finish_job(spec: JobSpec, env: JobEnvironment, prefix: str, outcomes: Sequence[BatchOutcome]) -> JobOutcome:
+    """Write manifests and tags (or seal and publish the archive) from the batches' outcomes."""
+    plan = CopyPlan.from_json(env.claims.get_json(f"{prefix}/plan.json"))
+    merged = BlobBatchResult()
+    batches: list[list[str]] | None = None
+    for outcome in outcomes:
+        if outcome.result is not None:
+            merged.merge(outcome.result)
+            continue
+        batches = batches or env.claims.get_json(f"{prefix}/batches.json")
+        merged.errors.update({digest: str(outcome.error) for digest in batches[outcome.index]})
+    with ExitStack() as stack:
+        source = open_job_source(spec.source, env, stack, spec.options.parallelism)
+        destination = open_job_destination(spec.destination, env, stack, spec.options.parallelism)
+        if isinstance(destination, ArchiveDestination):
+            destination.prepare(plan.write_plan())
+            for outcome in outcomes:
+                if outcome.result is not None:
+                    destination.import_state(env.claims.get_json(f"{prefix}/part-{outcome.index}.json"))
+        report = finish_copy(destination, plan, merged, spec.options.copy_options())
+        return _finish(spec, env, source, destination, plan, report)
+
+
+# --------------------------------------------------------------------------- the rules of every job
+
+
+def _finish(spec: JobSpec, env: JobEnvironment, source: Source, destination: Destination, plan: CopyPlan,
+            report: CopyReport) -> JobOutcome:
+    outcome = JobOutcome(report)
+    if isinstance(destination, ArchiveDestination) and publishable(report, spec.options.continue_on_errors):
+        destination.publish()
+        outcome.published = spec.destination.display
+        outcome.catalog_digest = destination.metadata.get(META_CATALOG)
+    if isinstance(source, ArchiveSource):
+        outcome.catalog_digest = source.catalog_digest
+        endpoint = spec.source
+        if (isinstance(endpoint, ArchiveEndpoint) and endpoint.delete_on_success and report.ok
+                and isinstance(destination, RegistryDestination)):
+            verify_imported(destination, source, [a.request for a in plan.artifacts])
+            source.close()
+            delete_archive_source(endpoint, env)
+            outcome.deleted_source = endpoint.display
+    return outcome
+
+
+def publishable(report: CopyReport, continue_on_errors: bool) -> bool:
+    """An archive is published when every artifact copied, or (ContinueOnErrors) when any did."""
+    return report.ok or (continue_on_errors and any(a.ok for a in report.artifacts))
+
+
+def verify_imported(destination: RegistryDestination, source: ArchiveSource, requests: list[CopyRequest]) -> None:
+    """Raise unless every request's tag (or untagged root) is present in the target as in the archive."""
+    for request in requests:
+        expected = source.resolve(request.source_repository, request.source_reference)
+        for tag in request.target_tags or (expected.digest,):
+            found = destination.client.head_manifest(request.target_repository, tag)
+            if found is None or found.digest != expected.digest:
+                raise NotFoundError(f"{request.target_repository}:{tag} is not {expected.digest} in the target; "
+                                    "the archive was kept")
