@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.harness import content as c
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_in_terminal(*args: str, env: dict[str, str]) -> str:

@@ -137,7 +137,7 @@ def test_local_settings_example_lists_every_app_setting_the_code_reads():
     import re
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     cli_only = {"FERRY_CACHE_DIR", "FERRY_CLAIMS_DIR"}  # the ferry CLI's, not the app's
     sources = [p for d in ("ferry", "api", "orchestrations", "activities") for p in (root / d).rglob("*.py")]
     read = {name for p in sources for name in re.findall(r'"(FERRY_[A-Z_]+)"', p.read_text())} - cli_only

@@ -37,7 +37,7 @@ from runner.functions import iter_functions
 from runner.replay import LocalOrchestrationRunner
 from tests.harness.arm import ArmStandIn
 
-DATA = Path(__file__).parent / "data" / "acr"
+DATA = Path(__file__).resolve().parents[1] / "data" / "acr"
 FUNCTIONS = {fn.get_function_name(): fn for bp in (pipelines_bp, runs_bp, import_image_bp)
              for fn in iter_functions(bp)}
 CLIENT_FUNCTIONS = {"pipeline_run_put", "pipeline_run_get", "pipeline_run_delete", "pipeline_run_list",
