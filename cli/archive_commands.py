@@ -18,11 +18,12 @@ from cli.running import (
     run_with_progress,
     storage_access,
 )
-from ferry.copy import CopyOptions, plan_copy
+from ferry.copy import plan_copy
 from ferry.errors import UsageError
 from ferry.jobs.endpoints import open_job_source
 from ferry.jobs.selection import import_requests, parse_remaps
 from ferry.jobs.spec import ArchiveContents, ArchiveEndpoint, ExportRefs, JobSpec
+from ferry.plan import CopyOptions
 from ferry.registry.credentials import Credentials
 from ferry.transports.archive import ArchiveSource
 

@@ -6,9 +6,9 @@ import argparse
 
 from cli.locations import Location, cli_environment, location_endpoint, parse_location
 from cli.running import add_transfer_options, job_options, print_outcome, run_with_progress
-from ferry.copy import CopyRequest
 from ferry.errors import UsageError
 from ferry.jobs.spec import Artifacts, JobSpec, RepositoryTags, Selection
+from ferry.plan import CopyRequest
 from ferry.registry.credentials import Credentials
 
 

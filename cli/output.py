@@ -11,11 +11,11 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-from ferry.copy import ArtifactResult, CopyReport
+from ferry.plan import ArtifactResult, CopyReport
 
 
 class ProgressBar:
-    """A :class:`ferry.copy.ProgressListener` drawing one bytes bar on stderr (TTY only)."""
+    """A :class:`ferry.plan.ProgressListener` drawing one bytes bar on stderr (TTY only)."""
 
     def __init__(self, console: Console, label: str) -> None:
         self._progress = Progress(

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 
 class BlobProgress(Protocol):
-    """Receives copy progress (the shape of :class:`ferry.copy.ProgressListener`'s first two methods)."""
+    """Receives copy progress (the shape of :class:`ferry.plan.ProgressListener`'s first two methods)."""
 
     def planned(self, total_bytes: int, total_blobs: int, artifacts: int) -> None: ...
 

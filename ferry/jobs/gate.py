@@ -2,7 +2,7 @@
 
 After a job is planned (every artifact walked: index, manifests with their raw bytes, configs,
 layers with sizes, platforms, referrers) and before any blob is transferred, each
-:class:`PlanGate` reviews the :class:`~ferry.copy.CopyPlan` and may refuse artifacts, each with
+:class:`PlanGate` reviews the :class:`~ferry.plan.CopyPlan` and may refuse artifacts, each with
 a reason a person can act on. A refused artifact fails with ``refused by <gate>: <reason>``;
 without ContinueOnErrors every other artifact is held back too. Nothing of a refused artifact is
 written: its blobs leave the plan unless another artifact still needs them.
@@ -19,8 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ferry.copy import CopyOptions, CopyPlan, hold_back, place_blobs
+from ferry.copy import hold_back
 from ferry.errors import FerryError
+from ferry.plan import CopyOptions, CopyPlan, place_blobs
 
 
 @dataclass(frozen=True)

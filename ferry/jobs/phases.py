@@ -27,23 +27,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ferry.archive.catalog import META_CATALOG
-from ferry.copy import (
-    ArtifactResult,
-    BlobBatchResult,
-    CopyPlan,
-    CopyReport,
-    CopyRequest,
-    ProgressListener,
-    copy_artifacts,
-    finish_copy,
-    plan_copy,
-    transfer_blobs,
-)
+from ferry.copy import copy_artifacts, finish_copy, plan_copy, transfer_blobs
 from ferry.errors import FerryError, NotFoundError, TransientError
 from ferry.jobs.endpoints import JobEnvironment, delete_archive_source, open_job_destination, open_job_source
 from ferry.jobs.gate import PlanGate, apply_gates
 from ferry.jobs.selection import expand
 from ferry.jobs.spec import ArchiveEndpoint, JobSpec
+from ferry.plan import ArtifactResult, BlobBatchResult, CopyPlan, CopyReport, CopyRequest, ProgressListener
 from ferry.redact import redact
 from ferry.transports.archive import ArchiveDestination, ArchiveSource
 from ferry.transports.base import Destination, PlanAware, Source

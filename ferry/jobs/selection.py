@@ -19,11 +19,11 @@ import fnmatch
 import re
 from collections.abc import Sequence
 
-from ferry.copy import CopyRequest
 from ferry.errors import UsageError
 from ferry.jobs.spec import ArchiveContents, Artifacts, ExportRefs, RepositoryTags, Selection
 from ferry.oci.layout import REF_NAME
 from ferry.oci.referrers import is_fallback_tag
+from ferry.plan import CopyRequest
 from ferry.reference import ArtifactSpec, is_valid_repository
 from ferry.transports.archive import ArchiveSource
 from ferry.transports.base import Source

@@ -24,8 +24,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from ferry.copy import CopyOptions, CopyRequest, ProgressListener
 from ferry.errors import UsageError
+from ferry.plan import CopyOptions, CopyRequest, ProgressListener
 from ferry.redact import redact
 from ferry.settings import DEFAULT_MAX_ARTIFACTS
 

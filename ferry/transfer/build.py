@@ -11,7 +11,6 @@ May be imported by the faces (api, cli, activities).
 
 from __future__ import annotations
 
-from ferry.copy import CopyRequest
 from ferry.errors import FerryError, UsageError
 from ferry.jobs.spec import (
     ArchiveContents,
@@ -23,6 +22,7 @@ from ferry.jobs.spec import (
     RegistryEndpoint,
     StorageAccess,
 )
+from ferry.plan import CopyRequest
 from ferry.reference import ArtifactSpec
 from ferry.settings import REGISTRY, Settings
 from ferry.transfer.handoff import Handoff

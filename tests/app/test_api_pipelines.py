@@ -28,8 +28,8 @@ from api.import_image import bp as import_image_bp
 from api.pipelines import bp as pipelines_bp
 from api.runs import bp as runs_bp
 from ferry.azure.claims import claim_store
-from ferry.copy import CopyRequest
 from ferry.jobs.spec import ArchiveContents, ArchiveEndpoint, Artifacts, ExportRefs, JobSpec, RegistryEndpoint
+from ferry.plan import CopyRequest
 from ferry.settings import Settings
 from ferry.transfer.store import Record, ResourceStore
 from runner.client import LocalDurableClient, acall_client_function

@@ -12,8 +12,8 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 import function_app
-from ferry.copy import CopyRequest
 from ferry.jobs.spec import Artifacts, JobOptions, JobSpec, RegistryEndpoint
+from ferry.plan import CopyRequest
 from runner import LocalOrchestrationRunner
 from tests.harness import content as c
 from tests.helpers import image_import_input, pipeline_run_input, skopeo_raw

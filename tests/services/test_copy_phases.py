@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ferry.copy import (
-    BlobBatchResult,
-    CopyOptions,
-    CopyPlan,
-    CopyRequest,
-    finish_copy,
-    plan_copy,
-    transfer_blobs,
-)
+from ferry.copy import finish_copy, plan_copy, transfer_blobs
+from ferry.plan import BlobBatchResult, CopyOptions, CopyPlan, CopyRequest
 from ferry.registry.client import RegistryClient
 from ferry.transports.registry import RegistryDestination, RegistrySource
 from tests.harness import content as c

@@ -8,7 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ferry.copy import CopyRequest, copy_artifacts
+from ferry.copy import copy_artifacts
+from ferry.plan import CopyRequest
 from ferry.registry.client import RegistryClient
 from ferry.transports.registry import RegistryDestination, RegistrySource
 from tests.harness import content as c

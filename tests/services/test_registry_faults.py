@@ -14,8 +14,9 @@ import time
 import httpx
 import pytest
 
-from ferry.copy import CopyRequest, copy_artifacts
+from ferry.copy import copy_artifacts
 from ferry.errors import IntegrityError, NotFoundError, TransientRegistryError
+from ferry.plan import CopyRequest
 from ferry.registry.client import RegistryClient
 from ferry.registry.retry import RetryPolicy
 from ferry.transports.registry import RegistryDestination, RegistrySource
