@@ -1,1 +1,4 @@
-"""HTTP routes and other triggers: parse and validate input, start orchestrations, answer with status."""
+"""HTTP routes and the blob trigger: parse and validate input once, start orchestrations, answer.
+
+A face: imported only by ``function_app``; imports ``ferry`` (never the other faces but for
+``api`` modules among themselves)."""

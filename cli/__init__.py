@@ -1,4 +1,6 @@
-"""The ``ferry`` command line. Exit codes: 0 success, 1 some artifacts failed, 2 bad usage,
+"""The ``ferry`` command line, a face beside ``api/`` (it imports ``function_app`` only for ``ferry run``).
+
+Exit codes: 0 success, 1 some artifacts failed, 2 bad usage,
 3 registry error, 4 authentication, 5 not found, 6 integrity, 7 conflict."""
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ Export (registry → archive), import (archive → registry) and registry → re
 5. Bounded parallelism over blobs and artifacts.
 6. Manifests are copied byte for byte (only a platform-filtered index is authored anew).
 7. One result per artifact: a failure is reported and the rest proceed.
+
+Its data (requests, options, results, the serializable plan) is :mod:`ferry.plan`. May be imported
+by ``ferry/jobs`` and the faces; imports ``ferry/transports`` and ``ferry/oci``.
 """
 
 from __future__ import annotations

@@ -240,3 +240,17 @@ def test_expired_sas_from_key_vault_fails_the_run_clearly(runner, app_env, azuri
     signature = next(p.split("=", 1)[1] for p in expired.split("&") if p.startswith("sig="))
     assert signature not in json.dumps(output) + caplog.text
     assert c.list_tags(registry_b.url, f"expired/{seeded['helm']}") == []
+
+
+def test_export_into_a_missing_container_fails_naming_it(runner, app_env, registry, seeded):
+    """Each batch's failure is one BatchOutcome, so the run ends with the storage error (it used to
+    die in finish_job with a TypeError from a fabricated batch result)."""
+    pipeline = export_pipeline(app_env, registry)
+    pipeline["properties"]["target"]["uri"] = app_env.container_url("acct1").rsplit("/", 1)[0] + "/nosuchcontainer"
+    result = runner.run("pipeline_run", pipeline_run_input(
+        "nocontainer", "export", pipeline, {"artifacts": [f"{seeded['helm']}:v1"], "target": {"name": "x.tar"}}))
+    assert result.status == "Completed", result.error
+    message = result.output["pipelineRunErrorMessage"]
+    assert result.output["status"] == "Failed"
+    assert "nosuchcontainer" in message and "not found" in message.lower(), message
+    assert "TypeError" not in message and "Traceback" not in message
