@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ferry.azure.claims import claim_store
+from ferry.egress import EgressPolicy
 from ferry.errors import FerryError
 from ferry.jobs.endpoints import JobEnvironment
 from ferry.redact import redact
@@ -23,7 +24,7 @@ log = logging.getLogger("ferry.activities")
 def job_environment() -> JobEnvironment:
     """The app's settings and claim store, read now (a worker may be reconfigured between calls)."""
     settings = Settings.from_env()
-    return JobEnvironment(settings=settings, claims=claim_store(settings))
+    return JobEnvironment(settings=settings, claims=claim_store(settings), egress=EgressPolicy.from_settings(settings))
 
 
 def permanent_failures_as_results(work: Callable[[], dict[str, Any]], what: str) -> dict[str, Any]:

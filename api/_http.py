@@ -126,6 +126,11 @@ def put_claim(name: str, data: Any) -> str:
     return claim_store(settings()).put_json(name, data)
 
 
+def delete_claim(name: str) -> bool:
+    """Delete the claim ``name`` (the credentials of a deleted pipeline)."""
+    return claim_store(settings()).delete(name)
+
+
 def self_url(req: func.HttpRequest, path: str) -> str:
     """``path`` on the request's host, without the query (it may carry the function key)."""
     parts = urlsplit(req.url)

@@ -18,6 +18,8 @@ import azure.functions as func
 
 from api._http import async_errors, off_loop, put_claim, request_body, settings
 from ferry.azure.arm import login_server
+from ferry.egress import EgressPolicy
+from ferry.jobs.endpoints import check_endpoint
 from ferry.transfer.build import image_import_handoff, image_import_job
 from ferry.transfer.handoff import handoff_target
 from ferry.transfer.import_image import parse_import_image
@@ -37,17 +39,19 @@ async def _import_image(req: func.HttpRequest, client: Any) -> func.HttpResponse
     client_input: dict[str, Any]
     if handoff is not None:
         client_input = {"handoff": image_import_handoff(params, handoff, credentials_ref).to_json()}
-        target = handoff
+        target = bound = handoff
     else:
         host = params.registry_uri
         if host is None:
             assert params.resource_id is not None
             host = await off_loop(login_server, params.resource_id, current)
         job = image_import_job(params, host, credentials_ref, current)
+        check_endpoint(job.source, EgressPolicy.from_settings(current), "source.registryUri")
         client_input = {"job": job.to_json()}
-        target = job.destination.display
+        target, bound = job.destination.display, host
     if params.credentials is not None and credentials_ref is not None:
-        await off_loop(put_claim, credentials_ref, params.credentials.to_claim())
+        # Bound to the host it is for: Ferry's source registry, or (handoff) the ACR that receives it.
+        await off_loop(put_claim, credentials_ref, params.credentials.to_claim(bound))
     instance_id = f"importimage-{uuid.uuid4().hex[:12]}"
     await client.start_new(IMAGE_IMPORT_ORCHESTRATOR, instance_id, client_input=client_input)
     log.info("importImage %s: %s -> %s", instance_id, params.source_image, target)

@@ -26,7 +26,9 @@ from api.runs import RUNS, start_run
 from ferry.archive.catalog import is_ferry_archive
 from ferry.azure.blob import BlobLocation, ConnectionStringAuth, blob_client
 from ferry.azure.errors import translate_azure_errors
-from ferry.errors import ConflictError
+from ferry.egress import EgressPolicy
+from ferry.errors import ConflictError, UsageError
+from ferry.jobs.endpoints import check_job
 from ferry.redact import redact
 from ferry.settings import IMPORT_BLOB_PATH, IMPORT_STORAGE, Settings
 from ferry.transfer.build import pipeline_run_job
@@ -84,9 +86,14 @@ async def handle_archive(name: str, uri: str, client: Any) -> list[str]:
             continue
         run = PipelineRun.for_blob(name_, pipeline, location.blob, force_update_tag=etag)
         try:
-            await start_run(store, client, run, pipeline, pipeline_run_job(pipeline, run, current), None)
+            job = pipeline_run_job(pipeline, run, current)
+            check_job(job, EgressPolicy.from_settings(current))
+            await start_run(store, client, run, pipeline, job, None)
         except ConflictError:  # the trigger fired twice at once; the other call started it
             log.info("run %s was started by a concurrent trigger", name_)
+            continue
+        except UsageError as exc:  # this pipeline cannot run (e.g. a host off the allow-list); others may
+            log.error("importPipelines/%s: no import of %s: %s", record.name, location, redact(str(exc)))
             continue
         started.append(name_)
     if not started:

@@ -14,12 +14,27 @@ import logging
 import azure.durable_functions as df
 import azure.functions as func
 
-from api._http import json_response, put_claim, request_body, resource_store, route_name, settings, sync_errors
+from api._http import (
+    delete_claim,
+    json_response,
+    put_claim,
+    request_body,
+    resource_store,
+    route_name,
+    settings,
+    sync_errors,
+)
+from ferry.egress import EgressPolicy
+from ferry.errors import UsageError
+from ferry.settings import Settings
+from ferry.transfer.build import check_pipeline_egress
+from ferry.transfer.fields import credentials_claim
 from ferry.transfer.models import (
     COLLECTIONS,
     ExportPipeline,
     ImportPipeline,
     Kind,
+    PipelineRegistry,
     arm_resource,
     parse_export_pipeline,
     parse_import_pipeline,
@@ -36,19 +51,43 @@ def pipeline_view(collection: str, record: Record) -> dict[str, object]:
     return arm_resource(collection, record.name, properties)
 
 
+def _parse(kind: Kind, name: str, body: object, current: Settings) -> ExportPipeline | ImportPipeline:
+    if kind == "export":
+        return parse_export_pipeline(name, body, default_registry=current.registry)
+    return parse_import_pipeline(name, body, default_registry=current.registry)
+
+
+def _registry_of(pipeline: ExportPipeline | ImportPipeline) -> PipelineRegistry:
+    return pipeline.source if isinstance(pipeline, ExportPipeline) else pipeline.target
+
+
+def _check_rebinding(pipeline: ExportPipeline | ImportPipeline, stored: Record | None, current: Settings) -> None:
+    """A stored password stays with the registry it was given for: a PUT that keeps the echoed
+    ``credentialsRef`` but names another registry must give the password again."""
+    registry = _registry_of(pipeline)
+    if registry.credentials is not None or registry.credentials_ref is None:
+        return
+    before = _registry_of(_parse(pipeline.kind, pipeline.name, stored.body, current)) if stored else None
+    if before is None or before.registry_uri != registry.registry_uri:
+        side = "source" if pipeline.kind == "export" else "target"
+        raise UsageError(f"properties.{side}.credentials: the registry changed to {registry.registry_uri}; give "
+                         "credentials {username, password} again (a stored password goes only to its own registry)")
+
+
 def _put_pipeline(req: func.HttpRequest, kind: Kind) -> func.HttpResponse:
     name = route_name(req)
-    body = request_body(req)
-    default = settings().registry
-    pipeline: ExportPipeline | ImportPipeline = (
-        parse_export_pipeline(name, body, default_registry=default) if kind == "export"
-        else parse_import_pipeline(name, body, default_registry=default))
-    registry = pipeline.source if isinstance(pipeline, ExportPipeline) else pipeline.target
-    if registry.credentials is not None:
-        registry.credentials_ref = put_claim(pipeline.credentials_claim, registry.credentials.to_claim())
-    store = resource_store()
+    current = settings()
+    pipeline = _parse(kind, name, request_body(req), current)
+    check_pipeline_egress(pipeline, EgressPolicy.from_settings(current))
+    store = resource_store(current)
     collection = COLLECTIONS[kind]
-    existed = store.find(collection, name) is not None
+    stored = store.find(collection, name)
+    _check_rebinding(pipeline, stored, current)
+    registry = _registry_of(pipeline)
+    if registry.credentials is not None:
+        registry.credentials_ref = put_claim(pipeline.credentials_claim,
+                                             registry.credentials.to_claim(registry.registry_uri))
+    existed = stored is not None
     record = store.put(collection, Record(name, {"properties": pipeline.properties()}))
     log.info("%s/%s %s", collection, name, "updated" if existed else "created")
     return json_response(pipeline_view(collection, record), 200 if existed else 201)
@@ -65,7 +104,9 @@ def _list_pipelines(kind: Kind) -> func.HttpResponse:
 
 
 def _delete_pipeline(req: func.HttpRequest, kind: Kind) -> func.HttpResponse:
-    deleted = resource_store().delete(COLLECTIONS[kind], route_name(req))
+    name = route_name(req)
+    deleted = resource_store().delete(COLLECTIONS[kind], name)
+    delete_claim(credentials_claim(COLLECTIONS[kind], name))  # its password goes with it
     return func.HttpResponse(status_code=200 if deleted else 204)
 @bp.function_name("export_pipeline_put")
 @bp.route(route="exportPipelines/{name}", methods=[func.HttpMethod.PUT])

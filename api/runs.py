@@ -28,7 +28,9 @@ from api._http import (
     self_url,
     settings,
 )
+from ferry.egress import EgressPolicy
 from ferry.errors import ConflictError, NotFoundError, UsageError
+from ferry.jobs.endpoints import check_job
 from ferry.jobs.spec import JobSpec
 from ferry.redact import redact
 from ferry.settings import Settings
@@ -127,6 +129,7 @@ async def _put_run(req: func.HttpRequest, client: Any) -> func.HttpResponse:
     store = resource_store(current)
     pipeline = await off_loop(resolve_pipeline, store, run.pipeline, current)
     job = pipeline_run_job(pipeline, run, current)
+    check_job(job, EgressPolicy.from_settings(current))
     existing = await off_loop(store.find, RUNS, run.name)
     if existing is not None:
         same = (existing.fields.get("requestHash") == run.request_hash

@@ -98,6 +98,7 @@ def registry_endpoint(registry: str, credentials: Credentials | None, env: JobEn
     if credentials is not None and not credentials.is_anonymous:
         claim = ({"username": TOKEN_USERNAME, "password": credentials.identity_token} if credentials.identity_token
                  else {"username": credentials.username, "password": credentials.password})
+        claim["registry"] = registry
         ref = env.claims.put_json(f"cli/{side}", claim)
     return RegistryEndpoint(registry, ref, insecure=registry in (args.insecure or ()), azure_ad=azure_ad)
 

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 
 from cli.output import print_json
 from ferry.errors import NotFoundError, UsageError
-from ferry.settings import APP_STORAGE, CLAIMS_DIR, Settings
+from ferry.settings import ALLOWED_HOSTS, APP_STORAGE, CLAIMS_DIR, Settings
 from ferry.transfer.build import pipeline_run_job
 from ferry.transfer.models import Kind, parse_export_pipeline, parse_import_pipeline, parse_pipeline_run
 
@@ -89,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
     job = pipeline_run_job(pipeline, parsed, settings)
     if not settings.claims_dir and not settings.get(APP_STORAGE):
         os.environ[CLAIMS_DIR] = tempfile.mkdtemp(prefix="ferry-run-")
+    if not settings.get(ALLOWED_HOSTS):  # the user chose these pipelines' hosts, as for every CLI command
+        os.environ[ALLOWED_HOSTS] = "*"
     # The app and the runner live beside the ferry package (see pyproject); import them only here.
     import function_app
     from runner import LocalOrchestrationRunner

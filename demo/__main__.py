@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,6 +87,9 @@ def main() -> int:
             "FERRY_IMPORT_STORAGE": azurite.connection_string("acct2"),
             "FERRY_IMPORT_BLOB_PATH": f"{container}/{{name}}",
             "FERRY_REGISTRY": target.host,
+            # The egress allow-list: exactly the demo's registries and storage, nothing else.
+            "FERRY_ALLOWED_HOSTS": ",".join([source.host, target.host,
+                                             urlsplit(azurite.blob_endpoint("acct1")).netloc]),
             "FERRY_CACHE_DIR": str(workdir / "cache"),
         })
         os.environ.pop("AZURE_STORAGE_CONNECTION_STRING", None)

@@ -25,6 +25,8 @@ CLAIMS_CONNECTION = "FERRY_CLAIMS_CONNECTION"
 CLAIMS_DIR = "FERRY_CLAIMS_DIR"
 # -- registries ----------------------------------------------------------------------------------
 REGISTRY = "FERRY_REGISTRY"
+#: The egress allow-list of the app (see :mod:`ferry.egress`).
+ALLOWED_HOSTS = "FERRY_ALLOWED_HOSTS"
 INSECURE_REGISTRIES = "FERRY_INSECURE_REGISTRIES"
 MAX_ARTIFACTS = "FERRY_MAX_ARTIFACTS"
 # -- transfer storage ----------------------------------------------------------------------------

@@ -46,6 +46,10 @@ class ClaimStore(Protocol):
         """Delete every claim whose name starts with ``prefix``; returns how many."""
         ...
 
+    def delete(self, name: str) -> bool:
+        """Delete the claim ``name``; False if there was none."""
+        ...
+
 
 def _check_name(name: str) -> str:
     if not name or name.startswith("/") or ".." in name.split("/"):
@@ -82,6 +86,10 @@ class MemoryClaimStore:
                 del self._data[name]
         return len(names)
 
+    def delete(self, name: str) -> bool:
+        with self._lock:
+            return self._data.pop(name, None) is not None
+
 
 class FileClaimStore:
     """Claims as files under a directory: for ``ferry run`` where there is no app storage account."""
@@ -110,6 +118,13 @@ class FileClaimStore:
                 path.unlink()
                 count += 1
         return count
+
+    def delete(self, name: str) -> bool:
+        path = self.root / _check_name(name)
+        if not path.is_file():
+            return False
+        path.unlink()
+        return True
 
 
 class BlobClaimStore:
@@ -146,6 +161,16 @@ class BlobClaimStore:
             for name in names:
                 self.container.delete_blob(name)
         return len(names)
+
+    def delete(self, name: str) -> bool:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with translate_azure_errors(f"claim {_check_name(name)}"):
+            try:
+                self.container.delete_blob(name)
+            except ResourceNotFoundError:
+                return False
+        return True
 
     def _ensure(self) -> None:
         if self._ready:

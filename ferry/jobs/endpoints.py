@@ -24,8 +24,10 @@ from ferry.azure.blob import (
 )
 from ferry.azure.claims import ClaimStore, MemoryClaimStore
 from ferry.blobcache import BlobLocationCache
-from ferry.errors import UsageError
-from ferry.jobs.spec import ArchiveEndpoint, Endpoint, LayoutEndpoint, RegistryEndpoint, StorageAccess
+from ferry.egress import EgressDeniedError, EgressPolicy
+from ferry.errors import CredentialError, UsageError
+from ferry.jobs.spec import ArchiveEndpoint, Endpoint, JobSpec, LayoutEndpoint, RegistryEndpoint, StorageAccess
+from ferry.reference import endpoint_for
 from ferry.registry.client import RegistryClient
 from ferry.registry.credentials import Credentials
 from ferry.registry.dockerconfig import resolve_credentials
@@ -41,7 +43,8 @@ class JobEnvironment:
     """The runtime side of a job: never serialized, never in orchestration history.
 
     ``check_credentials``: sign in up front with given credentials, so rejected ones fail the job
-    (exit 4) rather than every artifact (the CLI's behaviour).
+    (exit 4) rather than every artifact (the CLI's behaviour). ``egress``: the allow-list every host
+    must pass before a connection (the app's); None lets the job reach any host (the CLI's).
     """
 
     settings: Settings = field(default_factory=Settings)
@@ -49,10 +52,34 @@ class JobEnvironment:
     connection_strings: tuple[str, ...] = ()
     cache: BlobLocationCache | None = None
     check_credentials: bool = False
+    egress: EgressPolicy | None = None
 
     @property
     def all_connection_strings(self) -> tuple[str, ...]:
         return self.connection_strings + self.settings.storage_connection_strings
+
+
+def check_endpoint(endpoint: Endpoint, egress: EgressPolicy | None, what: str) -> None:
+    """Refuse ``endpoint`` before any connection unless every host it names is allowed (the app's
+    rule; a managed-identity token also needs https). Does nothing without a policy (the CLI)."""
+    if egress is None:
+        return
+    if isinstance(endpoint, RegistryEndpoint):
+        egress.check_host(endpoint_for(endpoint.registry), f"{what} registry {endpoint.registry}")
+    elif isinstance(endpoint, ArchiveEndpoint):
+        if not is_blob_url(endpoint.url):
+            raise EgressDeniedError(f"{what}: {endpoint.display} is a local path; the app reads and writes blobs only")
+        egress.check_url(endpoint.url, f"{what} {endpoint.display}", https=endpoint.storage.mode == "ManagedIdentity")
+        if endpoint.storage.key_vault_uri:
+            egress.check_url(endpoint.storage.key_vault_uri, f"{what} Key Vault secret", https=True)
+    else:
+        raise EgressDeniedError(f"{what}: {endpoint.display} is a local layout; the app reads and writes blobs only")
+
+
+def check_job(spec: JobSpec, egress: EgressPolicy | None) -> None:
+    """Refuse a job whose source or destination names a host off the allow-list."""
+    check_endpoint(spec.source, egress, "source")
+    check_endpoint(spec.destination, egress, "destination")
 
 
 def storage_auth(url: str, access: StorageAccess, env: JobEnvironment) -> StorageAuth | None:
@@ -60,6 +87,8 @@ def storage_auth(url: str, access: StorageAccess, env: JobEnvironment) -> Storag
     if not is_blob_url(url):
         return None
     location = BlobLocation.parse(url)
+    if env.egress is not None:
+        env.egress.check_url(url, f"blob {location}", https=access.mode == "ManagedIdentity")
     if access.mode == "SasToken":
         return SasTokenAuth(secret_uri=access.key_vault_uri, ca_bundle=env.settings.keyvault_ca_bundle)
     if access.mode == "ManagedIdentity":
@@ -73,10 +102,14 @@ def storage_auth(url: str, access: StorageAccess, env: JobEnvironment) -> Storag
 
 
 def registry_credentials(endpoint: RegistryEndpoint, env: JobEnvironment) -> Credentials:
-    """The claim's ``{username, password}`` if named, else Azure AD or docker's config (see
-    :func:`ferry.registry.dockerconfig.resolve_credentials`)."""
+    """The claim's ``{username, password, registry}`` if named (refused unless ``registry`` is this
+    endpoint's), else Azure AD or docker's config (:func:`ferry.registry.dockerconfig.resolve_credentials`)."""
     if endpoint.credentials_ref:
         found = env.claims.get_json(endpoint.credentials_ref)
+        bound = found.get("registry")
+        if bound != endpoint.registry:  # a stored password goes only to the host it was given for
+            raise CredentialError(f"the credentials {endpoint.credentials_ref} were given for registry "
+                                  f"{bound or '(none)'}, not {endpoint.registry}; give them again for this registry")
         return Credentials.from_user_pass(found.get("username") or None, found.get("password"))
     return resolve_credentials(endpoint.registry, None, azure_ad=endpoint.azure_ad,
                                config=env.settings.docker_config)
@@ -95,6 +128,7 @@ def registry_client(endpoint: RegistryEndpoint, env: JobEnvironment, stack: Exit
 
 def open_job_source(endpoint: Endpoint, env: JobEnvironment, stack: ExitStack, parallelism: int = 8) -> Source:
     """``endpoint`` opened for reading; an archive's metadata is checked as it opens."""
+    check_endpoint(endpoint, env.egress, "source")
     if isinstance(endpoint, RegistryEndpoint):
         return RegistrySource(registry_client(endpoint, env, stack, parallelism), env.cache)
     if isinstance(endpoint, LayoutEndpoint):
@@ -106,6 +140,7 @@ def open_job_source(endpoint: Endpoint, env: JobEnvironment, stack: ExitStack, p
 def open_job_destination(endpoint: Endpoint, env: JobEnvironment, stack: ExitStack,
                          parallelism: int = 8) -> Destination:
     """``endpoint`` opened for writing. An archive is held (not published) until the job's finish."""
+    check_endpoint(endpoint, env.egress, "destination")
     if isinstance(endpoint, RegistryEndpoint):
         return RegistryDestination(registry_client(endpoint, env, stack, parallelism), env.cache)
     if isinstance(endpoint, LayoutEndpoint):

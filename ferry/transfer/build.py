@@ -11,6 +11,7 @@ May be imported by the faces (api, cli, activities).
 
 from __future__ import annotations
 
+from ferry.egress import EgressPolicy
 from ferry.errors import FerryError, UsageError
 from ferry.jobs.spec import (
     ArchiveContents,
@@ -23,11 +24,11 @@ from ferry.jobs.spec import (
     StorageAccess,
 )
 from ferry.plan import CopyRequest
-from ferry.reference import ArtifactSpec
+from ferry.reference import ArtifactSpec, endpoint_for
 from ferry.settings import REGISTRY, Settings
 from ferry.transfer.handoff import Handoff
 from ferry.transfer.import_image import ImportImage
-from ferry.transfer.models import ExportPipeline, ImportPipeline, PipelineRun, StorageLocation
+from ferry.transfer.models import ExportPipeline, ImportPipeline, PipelineRegistry, PipelineRun, StorageLocation
 
 
 def blob_url(location: StorageLocation, name: str) -> str:
@@ -41,6 +42,20 @@ def _storage(location: StorageLocation) -> StorageAccess:
 
 def _registry(host: str, settings: Settings, credentials_ref: str | None = None) -> RegistryEndpoint:
     return RegistryEndpoint(host, credentials_ref, insecure=host in settings.insecure_registries)
+
+
+def check_pipeline_egress(pipeline: ExportPipeline | ImportPipeline, policy: EgressPolicy) -> None:
+    """Refuse a pipeline that names a host off the allow-list, before anything connects (the error
+    names the field and the app setting to change)."""
+    export = isinstance(pipeline, ExportPipeline)
+    storage_path, storage = ("properties.target", pipeline.target) if export else ("properties.source", pipeline.source)
+    registry = pipeline.source if isinstance(pipeline, ExportPipeline) else pipeline.target
+    assert isinstance(storage, StorageLocation) and isinstance(registry, PipelineRegistry)
+    registry_path = "properties.source.registryUri" if export else "properties.target.registryUri"
+    policy.check_host(endpoint_for(registry.registry_uri), registry_path)
+    policy.check_url(storage.uri, f"{storage_path}.uri", https=storage.storage_access_mode == "ManagedIdentity")
+    if storage.key_vault_uri:
+        policy.check_url(storage.key_vault_uri, f"{storage_path}.keyVaultUri", https=True)
 
 
 def export_job(pipeline: ExportPipeline, run: PipelineRun, settings: Settings) -> JobSpec:

@@ -136,8 +136,9 @@ class Credentials:
     username: str
     password: str = field(repr=False)
 
-    def to_claim(self) -> dict[str, str]:
-        return {"username": self.username, "password": self.password}
+    def to_claim(self, registry: str) -> dict[str, str]:
+        """The claim document: bound to ``registry``, the only host the password may be sent to."""
+        return {"username": self.username, "password": self.password, "registry": registry}
 
 
 def parse_credentials(value: Any, path: str) -> Credentials | None:

@@ -31,6 +31,7 @@ FUNCTION_KEY = "FUNCTIONKEYhandoff"
 def app_env(azurite, monkeypatch: pytest.MonkeyPatch) -> str:
     conn = azurite.connection_string("acct1")
     monkeypatch.setenv("AzureWebJobsStorage", conn)
+    monkeypatch.setenv("FERRY_ALLOWED_HOSTS", "127.0.0.1")  # the test services; hostile hosts stay refused
     for name in ("FERRY_CLAIMS_CONNECTION", "FERRY_CLAIMS_DIR", "FERRY_TARGET_ACR_RESOURCE_ID",
                  "FERRY_ACR_IMPORT_HANDOFF"):
         monkeypatch.delenv(name, raising=False)

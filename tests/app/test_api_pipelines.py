@@ -28,6 +28,7 @@ from api.import_image import bp as import_image_bp
 from api.pipelines import bp as pipelines_bp
 from api.runs import bp as runs_bp
 from ferry.azure.claims import claim_store
+from ferry.egress import AZURE_PUBLIC
 from ferry.jobs.spec import ArchiveContents, ArchiveEndpoint, Artifacts, ExportRefs, JobSpec, RegistryEndpoint
 from ferry.plan import CopyRequest
 from ferry.settings import Settings
@@ -102,6 +103,8 @@ def client(runner: LocalOrchestrationRunner) -> LocalDurableClient:
 def app_env(azurite, monkeypatch: pytest.MonkeyPatch) -> str:
     conn = azurite.connection_string("acct1")
     monkeypatch.setenv("AzureWebJobsStorage", conn)
+    monkeypatch.setenv("FERRY_ALLOWED_HOSTS", ",".join([*AZURE_PUBLIC, "registry-1.docker.io", "mcr.microsoft.com",
+                                                        "src.example.com", "target.example.com:5443", "127.0.0.1"]))
     monkeypatch.delenv("FERRY_CLAIMS_CONNECTION", raising=False)
     monkeypatch.setenv("FERRY_REGISTRY", "registry.example.com")
     return conn
@@ -222,10 +225,13 @@ def test_import_pipeline_acr_template_resource_and_defaults(app_env: str, uname:
                                     "uri": "http://127.0.0.1:10000/acct2/transfer"}
     body["properties"]["target"] = {"registryUri": "target.example.com:5443", "repositoryPrefix": "mirror/",
                                     "remap": ["library/nginx=web/nginx"]}
+    # The app's managed-identity token is sent over https only.
+    assert_error(put_import(uname, body), 400, "properties.source.uri:")
+    body["properties"]["source"]["uri"] = "https://acct2.blob.core.windows.net/transfer"
     props = js(put_import(uname, body))["properties"]
     assert props["trigger"]["sourceTrigger"]["status"] == "Disabled"
     assert props["source"] == {"type": "AzureStorageBlobContainer", "storageAccessMode": "ManagedIdentity",
-                               "uri": "http://127.0.0.1:10000/acct2/transfer"}
+                               "uri": "https://acct2.blob.core.windows.net/transfer"}
     assert props["target"] == {"registryUri": "target.example.com:5443", "repositoryPrefix": "mirror",
                                "remap": {"library/nginx": "web/nginx"}}
     names = [r["name"] for r in js(call("import_pipeline_list", "GET", "importPipelines"))["value"]]
@@ -335,7 +341,8 @@ def test_pipeline_credentials_go_to_a_claim_not_the_table(app_env: str, uname: s
     assert resp.status_code == 201
     assert b"PIPELINEPASSWORD" not in resp.get_body()
     ref = js(resp)["properties"]["source"]["credentialsRef"]
-    assert claim_store(Settings.from_env()).get_json(ref) == {"username": "puller", "password": "PIPELINEPASSWORD"}
+    assert claim_store(Settings.from_env()).get_json(ref) == {"username": "puller", "password": "PIPELINEPASSWORD",
+                                                              "registry": "src.example.com"}
     entity = TableServiceClient.from_connection_string(app_env).get_table_client(
         "FerryExportPipelines").get_entity("ferry", uname.lower())
     assert "PIPELINEPASSWORD" not in json.dumps(dict(entity))
@@ -586,7 +593,8 @@ def test_import_image_keeps_credentials_out_of_input_and_logs(app_env: str, clie
                                      CopyRequest(*image, "mirror/hello", ("latest",)),
                                      CopyRequest(*image, "untagged/hello", ()))),)
     assert job.options.overwrite_tags  # mode Force
-    assert claim_store(Settings.from_env()).get_json(ref) == {"username": "me", "password": "IMPORTPASSWORD"}
+    assert claim_store(Settings.from_env()).get_json(ref) == {"username": "me", "password": "IMPORTPASSWORD",
+                                                              "registry": "docker.io"}
     assert "IMPORTPASSWORD" not in json.dumps(instance.input)
     assert b"IMPORTPASSWORD" not in resp.get_body()
     assert "IMPORTPASSWORD" not in caplog.text

@@ -29,6 +29,7 @@ def app_env(azurite, monkeypatch):
     for account in ("acct1", "acct2"):
         BlobServiceClient.from_connection_string(azurite.connection_string(account)).create_container(container)
     monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string("acct1"))
+    monkeypatch.setenv("FERRY_ALLOWED_HOSTS", "127.0.0.1")  # the test services; hostile hosts stay refused
     monkeypatch.setenv("FERRY_STORAGE_CONNECTION_STRINGS",
                        json.dumps([azurite.connection_string("acct1"), azurite.connection_string("acct2")]))
     monkeypatch.delenv("AZURE_STORAGE_CONNECTION_STRING", raising=False)

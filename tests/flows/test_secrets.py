@@ -45,6 +45,7 @@ def test_pipeline_credentials_reach_the_registry_but_nowhere_else(azurite, regis
     container = f"sec-{uuid.uuid4().hex[:8]}"
     BlobServiceClient.from_connection_string(azurite.connection_string("acct1")).create_container(container)
     monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string("acct1"))
+    monkeypatch.setenv("FERRY_ALLOWED_HOSTS", "127.0.0.1")  # the test services; hostile hosts stay refused
     monkeypatch.setenv("FERRY_STORAGE_CONNECTION_STRINGS", json.dumps([azurite.connection_string("acct1")]))
     monkeypatch.delenv("FERRY_CLAIMS_CONNECTION", raising=False)
     url = f"{azurite.blob_endpoint('acct1')}/{container}"
@@ -81,6 +82,7 @@ def test_denied_credentials_fail_clearly_without_echoing_them(azurite, registry,
                                                               monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)
     monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string("acct1"))
+    monkeypatch.setenv("FERRY_ALLOWED_HOSTS", "127.0.0.1")  # the test services; hostile hosts stay refused
     monkeypatch.setenv("FERRY_REGISTRY", registry.host)
     monkeypatch.delenv("FERRY_CLAIMS_CONNECTION", raising=False)
     secret = f"wrong-{uuid.uuid4().hex}"
