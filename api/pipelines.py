@@ -28,7 +28,7 @@ from ferry.egress import EgressPolicy
 from ferry.errors import UsageError
 from ferry.settings import Settings
 from ferry.transfer.build import check_pipeline_egress
-from ferry.transfer.fields import credentials_claim
+from ferry.transfer.fields import credentials_claim, is_valid_name
 from ferry.transfer.models import (
     COLLECTIONS,
     ExportPipeline,
@@ -105,6 +105,8 @@ def _list_pipelines(kind: Kind) -> func.HttpResponse:
 
 def _delete_pipeline(req: func.HttpRequest, kind: Kind) -> func.HttpResponse:
     name = route_name(req)
+    if not is_valid_name(name):  # a name that cannot exist was never stored
+        return func.HttpResponse(status_code=204)
     deleted = resource_store().delete(COLLECTIONS[kind], name)
     delete_claim(credentials_claim(COLLECTIONS[kind], name))  # its password goes with it
     return func.HttpResponse(status_code=200 if deleted else 204)

@@ -8,7 +8,7 @@ import argparse
 from contextlib import ExitStack
 from typing import Any
 
-from cli.locations import cli_environment, registry_endpoint
+from cli.locations import add_password_stdin, cli_environment, credentials_from, registry_endpoint
 from cli.output import human_bytes, print_json
 from cli.running import (
     add_storage_options,
@@ -24,7 +24,6 @@ from ferry.jobs.endpoints import open_job_source
 from ferry.jobs.selection import import_requests, parse_remaps
 from ferry.jobs.spec import ArchiveContents, ArchiveEndpoint, ExportRefs, JobSpec
 from ferry.plan import CopyOptions
-from ferry.registry.credentials import Credentials
 from ferry.transports.archive import ArchiveSource
 
 
@@ -37,6 +36,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--to", required=True, metavar="ARCHIVE", help="a file path or a blob URL")
     export.add_argument("--overwrite", action="store_true", help="replace ARCHIVE if it exists (OverwriteBlobs)")
     export.add_argument("--src-creds", metavar="USER:PASS", help="source registry credentials")
+    add_password_stdin(export, "source")
     export.add_argument("--baseline", metavar="ARCHIVE|CATALOG.json",
                         help="leave out blobs that this earlier archive (or its `ferry inspect --json`) carried")
     export.add_argument("--include-foreign-layers", action="store_true",
@@ -56,6 +56,7 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     imp.add_argument("--delete-source-on-success", action="store_true",
                      help="delete ARCHIVE once every artifact is verified present in the target")
     imp.add_argument("--dest-creds", metavar="USER:PASS", help="target registry credentials")
+    add_password_stdin(imp, "destination")
     _common(imp)
     imp.set_defaults(handler=run_import)
 
@@ -92,7 +93,7 @@ def _export_refs(refs: list[str]) -> tuple[str, tuple[str, ...]]:
 def run_export(args: argparse.Namespace) -> int:
     registry, refs = _export_refs(args.refs)
     env = cli_environment(args)
-    explicit = Credentials.parse(args.src_creds) if args.src_creds else None
+    explicit = credentials_from(args.src_creds, None, None, stdin=args.password_stdin, flags="--src-creds")
     spec = JobSpec(source=registry_endpoint(registry, explicit, env, "source", args),
                    destination=ArchiveEndpoint(args.to, storage_access(args), overwrite=args.overwrite,
                                                baseline=args.baseline),
@@ -114,7 +115,7 @@ def run_import(args: argparse.Namespace) -> int:
     if not registry:
         raise UsageError(f"--to {args.to!r} needs a registry host")
     env = cli_environment(args)
-    explicit = Credentials.parse(args.dest_creds) if args.dest_creds else None
+    explicit = credentials_from(args.dest_creds, None, None, stdin=args.dest_password_stdin, flags="--dest-creds")
     spec = JobSpec(source=ArchiveEndpoint(args.archive, storage_access(args),
                                           delete_on_success=args.delete_source_on_success),
                    destination=registry_endpoint(registry, explicit, env, "destination", args),

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from cli.locations import Location, cli_environment, location_endpoint, parse_location
+from cli.locations import (
+    Location,
+    add_password_stdin,
+    cli_environment,
+    credentials_from,
+    location_endpoint,
+    parse_location,
+)
 from cli.running import add_transfer_options, job_options, print_outcome, run_with_progress
 from ferry.errors import UsageError
 from ferry.jobs.spec import Artifacts, JobSpec, RepositoryTags, Selection
@@ -25,6 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-p", "--password", help="source registry password or token")
     parser.add_argument("--src-creds", metavar="USER:PASS", help="source credentials (skopeo style)")
     parser.add_argument("--dest-creds", metavar="USER:PASS", help="target credentials")
+    add_password_stdin(parser, "source", "destination")
     parser.add_argument("--src-azure-ad", action="store_true",
                         help="authenticate to the source with Azure AD (DefaultAzureCredential)")
     parser.add_argument("--dest-azure-ad", action="store_true",
@@ -42,14 +50,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def _source_credentials(args: argparse.Namespace) -> Credentials | None:
-    if args.src_creds and (args.username or args.password):
-        raise UsageError("give either -u/-p or --src-creds, not both")
-    if args.src_creds:
-        return Credentials.parse(args.src_creds)
-    if args.username or args.password:
-        return Credentials.from_user_pass(args.username, args.password)
-    return None
+def _credentials(args: argparse.Namespace) -> tuple[Credentials | None, Credentials | None]:
+    if args.password_stdin and args.dest_password_stdin:
+        raise UsageError("stdin holds one password: use --password-stdin or --dest-password-stdin, not both")
+    source = credentials_from(args.src_creds, args.username, args.password, stdin=args.password_stdin,
+                              flags="-u/-p or --src-creds")
+    destination = credentials_from(args.dest_creds, None, None, stdin=args.dest_password_stdin,
+                                   flags="--dest-creds")
+    return source, destination
 
 
 def selection_for(src: Location, dst: Location, args: argparse.Namespace, *,
@@ -105,10 +113,11 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"DST {args.destination!r}: with several SRCs, give HOST[:PORT][/PREFIX] without a tag")
     src = sources[0]
     env = cli_environment(args)
+    source_credentials, destination_credentials = _credentials(args)
     spec = JobSpec(
-        source=location_endpoint(src, _source_credentials(args), env, "source", args, azure_ad=args.src_azure_ad),
-        destination=location_endpoint(dst, Credentials.parse(args.dest_creds) if args.dest_creds else None, env,
-                                      "destination", args, azure_ad=args.dest_azure_ad),
+        source=location_endpoint(src, source_credentials, env, "source", args, azure_ad=args.src_azure_ad),
+        destination=location_endpoint(dst, destination_credentials, env, "destination", args,
+                                      azure_ad=args.dest_azure_ad),
         select=tuple(selection_for(each, dst, args, prefix_mode=prefix_mode) for each in sources),
         options=job_options(args, overwrite_tags=args.force, platforms=tuple(args.platform or ()),
                             include_foreign_layers=args.include_foreign_layers))

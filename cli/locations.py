@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass
 
 from ferry.azure.claims import MemoryClaimStore
@@ -81,6 +82,38 @@ def validate_digest(value: str) -> str:
     if not is_valid_digest(value):
         raise UsageError(f"{value!r} is not a digest (sha256:<64 hex>)")
     return value
+
+
+def add_password_stdin(parser: argparse.ArgumentParser, *sides: str) -> None:
+    """``--password-stdin`` (source) and/or ``--dest-password-stdin``, as ``docker login`` has: the
+    password is read from standard input, so it stays out of ``ps`` and shell history."""
+    if "source" in sides:
+        parser.add_argument("--password-stdin", action="store_true",
+                            help="read the source password from stdin (with -u USER or --src-creds USER)")
+    if "destination" in sides:
+        parser.add_argument("--dest-password-stdin", action="store_true",
+                            help="read the target password from stdin (with --dest-creds USER)")
+
+
+def credentials_from(text: str | None, username: str | None, password: str | None, *, stdin: bool,
+                     flags: str) -> Credentials | None:
+    """Credentials from ``USER:PASS`` (``text``), from ``-u``/``-p``, or a user name and a password read
+    from stdin; UsageError naming ``flags`` for a combination that does not fit."""
+    if text is not None and (username or password):
+        raise UsageError(f"give either {flags}, not both")
+    if stdin:
+        user = text if text is not None else username
+        if not user or ":" in user or password:
+            raise UsageError(f"with a password from stdin give only the user name ({flags.split(' or ')[0]} USER)")
+        secret = sys.stdin.readline().rstrip("\r\n")
+        if not secret:
+            raise UsageError("no password on stdin")
+        return Credentials.from_user_pass(user, secret)
+    if text is not None:
+        return Credentials.parse(text)
+    if username or password:
+        return Credentials.from_user_pass(username, password)
+    return None
 
 
 def cli_environment(args: argparse.Namespace) -> JobEnvironment:

@@ -14,7 +14,11 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?i)([?&](?:sig|signature|se?cret|password|access_token|refresh_token|code)=)[^&\s\"']+"),
      r"\1REDACTED"),
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}"), r"\1 REDACTED"),
-    (re.compile(r"(?i)(\"?(?:password|secret|access_token|refresh_token|identitytoken|token|accountkey)\"?\s*[:=]\s*\"?)"
+    # key=value (queries, connection strings, forms) and "key": "value" (JSON); an unquoted
+    # ``key: text`` is prose such as "credentials.password: required", and stays readable.
+    (re.compile(r"(?i)(\b(?:password|secret|access_token|refresh_token|identitytoken|token|accountkey)\s*=\s*\"?)"
+                r"[^\"\s;,&]+"), r"\1REDACTED"),
+    (re.compile(r"(?i)(\"(?:password|secret|access_token|refresh_token|identitytoken|token|accountkey)\"\s*:\s*\"?)"
                 r"[^\"\s;,&]+"), r"\1REDACTED"),
     (re.compile(r"(?i)(AccountKey=)[^;\s]+"), r"\1REDACTED"),
     (re.compile(r"(https?://)[^/@\s:]+:[^/@\s]+@"), r"\1REDACTED@"),

@@ -35,7 +35,7 @@ class RegistryId:
     @classmethod
     def parse(cls, value: str, path: str = "source.resourceId") -> RegistryId:
         """``/subscriptions/S/resourceGroups/G/providers/Microsoft.ContainerRegistry/registries/NAME``."""
-        match = _REGISTRY_ID_RE.match(value or "")
+        match = _REGISTRY_ID_RE.fullmatch(value or "")
         if not match:
             raise UsageError(f"{path}: must be /subscriptions/SUB/resourceGroups/GROUP/providers/"
                              "Microsoft.ContainerRegistry/registries/NAME")

@@ -96,11 +96,11 @@ class BlobLocation:
         if len(segments) < 2 or not segments[1]:
             raise UsageError(f"blob URL {shown!r} names no blob: expected .../CONTAINER/BLOB")
         container, blob = segments[0], unquote("/".join(segments[1:]))
-        if not _ACCOUNT.match(account) and not _is_loopback_or_ip(host):
+        if not _ACCOUNT.fullmatch(account) and not _is_loopback_or_ip(host):
             raise UsageError(f"blob URL {shown!r}: {account!r} is not a valid storage account name")
         if not account:
             raise UsageError(f"blob URL {shown!r} names no storage account")
-        if not _CONTAINER.match(container):
+        if not _CONTAINER.fullmatch(container):
             raise UsageError(f"blob URL {shown!r}: {container!r} is not a valid container name")
         if not blob or blob.endswith("/") or len(blob) > 1024:
             raise UsageError(f"blob URL {shown!r}: {blob!r} is not a valid blob name")

@@ -63,10 +63,10 @@ def parse_secret_uri(uri: str) -> SecretRef:
     if parts.query or parts.fragment or parts.username or parts.password:
         raise UsageError(f"Key Vault secret URI {shown!r} must not carry a query, fragment or user info")
     segments = [s for s in parts.path.split("/") if s]
-    if len(segments) not in (2, 3) or segments[0] != "secrets" or not _NAME.match(segments[1]):
+    if len(segments) not in (2, 3) or segments[0] != "secrets" or not _NAME.fullmatch(segments[1]):
         raise UsageError(f"Key Vault secret URI {shown!r} must have the path /secrets/NAME[/VERSION]")
     version = segments[2] if len(segments) == 3 else None
-    if version is not None and not _VERSION.match(version):
+    if version is not None and not _VERSION.fullmatch(version):
         raise UsageError(f"Key Vault secret URI {shown!r} has an invalid version {version!r}")
     return SecretRef(f"https://{parts.netloc}", segments[1], version)
 

@@ -61,6 +61,9 @@ def check_pipeline_egress(pipeline: ExportPipeline | ImportPipeline, policy: Egr
 def export_job(pipeline: ExportPipeline, run: PipelineRun, settings: Settings) -> JobSpec:
     """The job of an export run (``run.check_kind("export")`` has passed)."""
     assert run.target_name is not None
+    if len(run.artifacts) > settings.max_artifacts:
+        raise UsageError(f"properties.request.artifacts: {len(run.artifacts)} artifacts, more than the limit of "
+                         f"{settings.max_artifacts} (app setting FERRY_MAX_ARTIFACTS); split the run")
     return JobSpec(
         source=_registry(pipeline.source.registry_uri, settings, pipeline.source.credentials_ref),
         destination=ArchiveEndpoint(blob_url(pipeline.target, run.target_name), _storage(pipeline.target),

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from ferry.errors import UsageError
 
 # ACR's rule for pipeline and pipeline run names: 5 to 50 letters, digits and dashes.
-_NAME_RE = re.compile(r"^[A-Za-z0-9-]{5,50}$")
+_NAME_RE = re.compile(r"[A-Za-z0-9-]{5,50}")
 _REGISTRY_HOST_RE = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*|\[[0-9a-fA-F:.]+\])"
                                r"(?::[0-9]{1,5})?$")
 
@@ -78,9 +78,14 @@ def properties_of(body: Any) -> dict[str, Any]:
     return json_object(body.get("properties"), "properties")
 
 
+def is_valid_name(name: Any) -> bool:
+    """ACR's rule for pipeline and run names: 5 to 50 letters, digits and dashes."""
+    return isinstance(name, str) and _NAME_RE.fullmatch(name) is not None
+
+
 def validate_name(name: Any, path: str = "name") -> str:
     """ACR's rule for pipeline and run names: 5 to 50 letters, digits and dashes."""
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not is_valid_name(name):
         raise bad(path, f"{name!r} must be 5 to 50 characters of letters, digits and dashes")
     return name
 
@@ -124,7 +129,7 @@ def registry_host(value: Any, path: str) -> str:
             raise bad(path, "must be a registry host[:port], optionally with https://")
         host = parts.netloc
     host = host.rstrip("/")
-    if not _REGISTRY_HOST_RE.match(host) or "@" in host:
+    if not _REGISTRY_HOST_RE.fullmatch(host) or "@" in host:
         raise bad(path, f"{text!r} is not a registry host[:port]")
     return host
 

@@ -245,7 +245,7 @@ def parse_pipeline_resource_id(value: Any, path: str = "properties.request.pipel
     """A full ARM id ``/subscriptions/.../registries/R/exportPipelines/NAME`` or a bare pipeline name."""
     text = string(value, path)
     assert text is not None
-    match = _ARM_PIPELINE_RE.match(text)
+    match = _ARM_PIPELINE_RE.fullmatch(text)
     if match:
         kind: Kind = "export" if match["collection"].lower() == "exportpipelines" else "import"
         return PipelineRef(kind, validate_name(match["name"], path))

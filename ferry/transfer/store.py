@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ferry.azure.errors import TABLES, translate_azure_errors
 from ferry.errors import NotFoundError, StorageError, UsageError
 from ferry.settings import APP_STORAGE, Settings
+from ferry.transfer.fields import is_valid_name
 
 if TYPE_CHECKING:
     from azure.data.tables import TableClient, TableServiceClient
@@ -97,7 +98,10 @@ class ResourceStore:
         return self.service.get_table_client(table)
 
     def get(self, collection: str, name: str) -> Record:
-        """The record; NotFoundError naming ``collection/name`` when absent."""
+        """The record; NotFoundError naming ``collection/name`` when absent (or not a valid name)."""
+        if not is_valid_name(name):
+            raise NotFoundError(f"{collection}/{name[:60]!r} not found (names are 5 to 50 letters, digits and dashes)",
+                                status=404)
         table = self._table(collection)
         with translate_azure_errors(f"{collection}/{name}", TABLES):
             entity = table.get_entity(PARTITION, name.lower())
@@ -134,8 +138,8 @@ class ResourceStore:
         return Record(record.name, record.body, dict(record.fields), meta.get("etag"))
 
     def delete(self, collection: str, name: str) -> bool:
-        """Delete; True if it existed."""
-        if self.find(collection, name) is None:
+        """Delete; True if it existed (a name that cannot exist never did)."""
+        if not is_valid_name(name) or self.find(collection, name) is None:
             return False
         table = self._table(collection)
         with translate_azure_errors(f"{collection}/{name}", TABLES):
