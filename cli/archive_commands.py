@@ -122,7 +122,7 @@ def run_import(args: argparse.Namespace) -> int:
                    select=(ArchiveContents(prefix.strip("/"), parse_remaps(args.remap)),),
                    options=job_options(args, overwrite_tags=args.overwrite_tags))
     outcome = run_with_progress(spec, env, args)
-    return print_outcome(outcome, args, {"deleted_source": outcome.deleted_source}
+    return print_outcome(outcome, args, {"deleted_source": outcome.deleted_source, "kept_source": outcome.kept_source}
                          if args.delete_source_on_success else None)
 
 

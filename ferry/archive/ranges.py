@@ -27,6 +27,8 @@ class RangeReader(Protocol):
 
     name: str
     size: int
+    #: Identifies the version being read (a blob's ETag; a file's inode, mtime and size).
+    version: str
 
     def read(self, offset: int, length: int) -> bytes: ...
 
@@ -50,7 +52,10 @@ class FileRangeReader:
         if os.path.isdir(self.path):
             os.close(self._fd)
             raise UsageError(f"archive {self.path} is a directory (for an OCI layout use oci:DIR)")
-        self.size = os.fstat(self._fd).st_size
+        stat = os.fstat(self._fd)
+        self.size = stat.st_size
+        #: What identifies the version read: a rewrite (new inode or mtime) is another version.
+        self.version = f"{stat.st_dev}:{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_size}"
 
     def read(self, offset: int, length: int) -> bytes:
         data = os.pread(self._fd, length, offset)
@@ -86,6 +91,8 @@ class BlobRangeReader:
         self.size = int(properties.size)
         self.metadata: dict[str, str] = dict(properties.metadata or {})
         self.etag: str = str(properties.etag)
+        #: Every read is conditional on this ETag, so what is read is this one version.
+        self.version = self.etag
 
     def read(self, offset: int, length: int) -> bytes:
         if length == 0:

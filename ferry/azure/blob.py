@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
 from ferry.azure.errors import translate_azure_errors
-from ferry.errors import UsageError
+from ferry.errors import ConflictError, UsageError
 from ferry.redact import redact
 
 if TYPE_CHECKING:
@@ -269,17 +269,22 @@ def clear_client_cache() -> None:
 
 
 
-def delete_blob(location: BlobLocation, auth: StorageAuth | None = None, *, missing_ok: bool = False) -> bool:
-    """Delete the blob (with its snapshots). True if deleted; False if absent and `missing_ok`."""
-    from azure.core.exceptions import ResourceNotFoundError
+def delete_blob(location: BlobLocation, auth: StorageAuth | None = None, *, missing_ok: bool = False,
+                etag: str | None = None) -> bool:
+    """Delete the blob (with its snapshots). True if deleted; False if absent and `missing_ok`.
+    With ``etag``, only that version: ConflictError if the blob has been rewritten since."""
+    from azure.core import MatchConditions
+    from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
     client = blob_client(location, auth)
+    condition: dict[str, Any] = {"etag": etag, "match_condition": MatchConditions.IfNotModified} if etag else {}
     with translate_azure_errors(f"blob {location}"):
         try:
-            client.delete_blob(delete_snapshots="include")
+            client.delete_blob(delete_snapshots="include", **condition)
         except ResourceNotFoundError:
             if missing_ok:
                 return False
             raise
+        except ResourceModifiedError as exc:
+            raise ConflictError(f"blob {location} was rewritten after it was read (its ETag changed)") from exc
     return True
-

@@ -82,7 +82,7 @@ def _exists(client: BlobClient, what: str) -> bool:
 
 def _refuse_existing(dst: BlobLocation, client: BlobClient, overwrite: bool) -> None:
     if not overwrite and _exists(client, f"destination blob {dst}"):
-        raise ConflictError(f"destination blob {dst} already exists; pass overwrite to replace it")
+        raise ConflictError(f"destination blob {dst} already exists (--overwrite replaces it)")
 
 
 def _source_properties(src: BlobLocation, client: BlobClient) -> BlobProperties:

@@ -50,7 +50,7 @@ class AzureService:
     not_found: type[BlobNotFoundError] | type[NotFoundError]
     denied: type[StorageAuthError] | type[AccessDeniedError]
     denied_hint: str
-    exists: str = "already exists; use overwrite to replace it"
+    exists: str = "already exists (OverwriteBlobs, or --overwrite, replaces it)"
 
 
 BLOBS = AzureService("storage", StorageError, BlobNotFoundError, StorageAuthError,

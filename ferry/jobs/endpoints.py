@@ -171,7 +171,8 @@ def load_baseline(text: str, access: StorageAccess, env: JobEnvironment) -> froz
                          if name.startswith("blobs/"))
 
 
-def delete_archive_source(endpoint: ArchiveEndpoint, env: JobEnvironment) -> None:
+def delete_archive_source(endpoint: ArchiveEndpoint, env: JobEnvironment, version: str) -> None:
+    """Delete the archive ``endpoint`` names, only at ``version`` (ConflictError if rewritten since)."""
     from ferry.transports.archive import delete_archive
 
-    delete_archive(endpoint.url, storage_auth(endpoint.url, endpoint.storage, env))
+    delete_archive(endpoint.url, storage_auth(endpoint.url, endpoint.storage, env), version)

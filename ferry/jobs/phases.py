@@ -28,7 +28,7 @@ from typing import Any
 
 from ferry.archive.catalog import META_CATALOG
 from ferry.copy import copy_artifacts, finish_copy, plan_copy, transfer_blobs
-from ferry.errors import FerryError, NotFoundError, TransientError
+from ferry.errors import ConflictError, FerryError, NotFoundError, TransientError
 from ferry.jobs.endpoints import JobEnvironment, delete_archive_source, open_job_destination, open_job_source
 from ferry.jobs.gate import PlanGate, apply_gates
 from ferry.jobs.selection import expand
@@ -94,6 +94,8 @@ class JobOutcome:
     published: str | None = None
     catalog_digest: str | None = None
     deleted_source: str | None = None
+    #: Why DeleteSourceBlobOnSuccess kept the archive (it was rewritten after it was imported).
+    kept_source: str | None = None
     blocks_staged: int | None = None
     blocks_skipped: int | None = None
 
@@ -227,9 +229,13 @@ def _finish(spec: JobSpec, env: JobEnvironment, source: Source, destination: Des
         if (isinstance(endpoint, ArchiveEndpoint) and endpoint.delete_on_success and report.ok
                 and isinstance(destination, RegistryDestination)):
             verify_imported(destination, source, [a.request for a in plan.artifacts])
+            version = source.reader.version
             source.close()
-            delete_archive_source(endpoint, env)
-            outcome.deleted_source = endpoint.display
+            try:
+                delete_archive_source(endpoint, env, version)
+                outcome.deleted_source = endpoint.display
+            except ConflictError as exc:  # another writer replaced it: that version was not imported
+                outcome.kept_source = redact(f"kept {endpoint.display}: {exc}")
     return outcome
 
 

@@ -36,7 +36,7 @@ def run_result(outcome: JobOutcome | None, error: str | None = None) -> dict[str
             "importedArtifacts": [a["target"] for a in artifacts if a.get("status") == "copied"],
             "catalogDigest": outcome.catalog_digest,
             "pipelineRunErrorMessage": redact(message) if message else None,
-            "artifacts": artifacts, "deletedSource": outcome.deleted_source}
+            "artifacts": artifacts, "deletedSource": outcome.deleted_source, "keptSource": outcome.kept_source}
 
 
 def handoff_result(handoff: Handoff, imported: list[str]) -> dict[str, Any]:

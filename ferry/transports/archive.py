@@ -20,7 +20,7 @@ from ferry.archive import format as fmt
 from ferry.archive.catalog import archive_metadata, catalog_digest, check_metadata, index_annotations
 from ferry.archive.ranges import BlobRangeReader, FileRangeReader, RangeFile, RangeReader
 from ferry.archive.stores import ArchiveStore, BlockBlobStore, FileStore
-from ferry.errors import FerryError, IntegrityError, NotFoundError, UsageError
+from ferry.errors import ConflictError, FerryError, IntegrityError, NotFoundError, UsageError
 from ferry.oci import mediatypes as mt
 from ferry.oci.descriptor import Descriptor, verify_bytes, verify_stream
 from ferry.oci.layout import INDEX_FILE, LAYOUT_BYTES, LAYOUT_FILE, LayoutIndex, blob_path
@@ -332,11 +332,17 @@ class ArchiveSource(IndexedLayoutReader):
                             what=f"blob {descriptor.digest} in {self.name}")
 
 
-def delete_archive(target: str, auth: StorageAuth | None) -> None:
-    """Delete the archive at a path or blob URL (DeleteSourceBlobOnSuccess)."""
+def delete_archive(target: str, auth: StorageAuth | None, version: str | None = None) -> None:
+    """Delete the archive at a path or blob URL (DeleteSourceBlobOnSuccess); with ``version`` (the
+    reader's), only that version: ConflictError if it was rewritten since it was read."""
     if is_blob_url(target):
         from ferry.azure.blob import BlobLocation, delete_blob
 
-        delete_blob(BlobLocation.parse(target), auth)
-    else:
-        Path(target).unlink()
+        delete_blob(BlobLocation.parse(target), auth, etag=version)
+        return
+    path = Path(target)
+    if version is not None:
+        stat = path.stat()
+        if f"{stat.st_dev}:{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_size}" != version:
+            raise ConflictError(f"archive {target} was rewritten after it was imported")
+    path.unlink()
