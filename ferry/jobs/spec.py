@@ -49,6 +49,15 @@ def _to_json(obj: Any) -> Any:
     return obj
 
 
+def _list(value: Any, path: str) -> list[Any]:
+    """A JSON list (None: empty); a string or an object where a list belongs is an error naming ``path``."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise UsageError(f"{path}: must be a JSON list")
+    return value
+
+
 def _fields(cls: type, data: Any, path: str) -> dict[str, Any]:
     """Constructor arguments for ``cls`` from camelCase ``data``; unknown keys are errors naming ``path``."""
     if not isinstance(data, dict):
@@ -140,8 +149,10 @@ def endpoint_from_json(data: Any, path: str) -> Endpoint:
         raise UsageError(f"{path}.kind: {kind!r} is not one of {', '.join(_ENDPOINTS)}")
     args = _fields(_ENDPOINTS[kind], data, path)
     if "storage" in args:
-        args["storage"] = StorageAccess(**_fields(StorageAccess, args["storage"], f"{path}.storage"))
-    return _ENDPOINTS[kind](**args)
+        args["storage"] = _construct(StorageAccess, _fields(StorageAccess, args["storage"], f"{path}.storage"),
+                                     f"{path}.storage")
+    endpoint: Endpoint = _construct(_ENDPOINTS[kind], args, path)
+    return endpoint
 
 
 # --------------------------------------------------------------------------- selection
@@ -198,7 +209,7 @@ _SELECTIONS: dict[str, Any] = {cls.kind: cls for cls in (Artifacts, ExportRefs, 
 
 def _request_from_json(data: Any, path: str) -> CopyRequest:
     args = _fields(CopyRequest, data, path)
-    args["target_tags"] = tuple(args.get("target_tags") or ())
+    args["target_tags"] = tuple(_list(args.get("target_tags"), f"{path}.targetTags"))
     return CopyRequest(**args)
 
 
@@ -209,12 +220,15 @@ def selection_from_json(data: Any, path: str) -> Selection:
     args = _fields(_SELECTIONS[kind], data, path)
     if kind == "artifacts":
         args["requests"] = tuple(_request_from_json(r, f"{path}.requests[{i}]")
-                                 for i, r in enumerate(args.get("requests") or []))
+                                 for i, r in enumerate(_list(args.get("requests"), f"{path}.requests")))
     elif kind == "refs":
-        args["refs"] = tuple(args.get("refs") or ())
+        args["refs"] = tuple(_list(args.get("refs"), f"{path}.refs"))
     elif kind == "archive":
-        args["remap"] = tuple((str(a), str(b)) for a, b in args.get("remap") or ())
-    result: Selection = _SELECTIONS[kind](**args)
+        pairs = _list(args.get("remap"), f"{path}.remap")
+        if not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+            raise UsageError(f"{path}.remap: must be a list of [FROM, TO] pairs")
+        args["remap"] = tuple((str(a), str(b)) for a, b in pairs)
+    result: Selection = _construct(_SELECTIONS[kind], args, path)
     return result
 
 
@@ -294,5 +308,22 @@ class JobSpec:
 def _options_from_json(data: Any) -> JobOptions:
     args = _fields(JobOptions, data, "job.options")
     if "platforms" in args:
-        args["platforms"] = tuple(args["platforms"] or ())
-    return JobOptions(**args)
+        args["platforms"] = tuple(_list(args["platforms"], "job.options.platforms"))
+    for name in ("parallelism", "max_artifacts", "batch_max_bytes", "batch_max_blobs"):
+        if name in args and (not isinstance(args[name], int) or isinstance(args[name], bool)):
+            raise UsageError(f"job.options.{_camel(name)}: must be a whole number")
+    options: JobOptions = _construct(JobOptions, args, "job.options")
+    return options
+
+
+def _construct(cls: Any, args: dict[str, Any], path: str) -> Any:
+    """``cls(**args)``; a missing field or a wrong value is a UsageError naming ``path``."""
+    try:
+        return cls(**args)
+    except UsageError as exc:
+        raise UsageError(f"{path}: {exc}") from exc
+    except (TypeError, ValueError) as exc:
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in args
+                   and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        detail = f"missing {', '.join(_camel(m) for m in missing)}" if missing else "a field has the wrong type"
+        raise UsageError(f"{path}: {detail}") from exc

@@ -103,6 +103,8 @@ def container_url(value: Any, path: str) -> str:
     if parts.scheme not in ("https", "http") or not parts.hostname or not parts.path.strip("/"):
         raise bad(path, "must be an https (or http) container URL such as https://ACCOUNT.blob.core.windows.net/CONTAINER")
     secret_free_url(url, path)
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise bad(path, "must be a plain container URL, without a query, fragment or user name")
     return url.rstrip("/")
 
 
