@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ferry.azure.budget import core_options
 from ferry.azure.errors import ARM, translate_azure_errors
 from ferry.errors import RegistryError, UsageError
 from ferry.settings import Settings
@@ -55,7 +56,7 @@ def management_client(subscription: str, settings: Settings, credential: Any = N
 
         credential = DefaultAzureCredential()
     endpoint = settings.arm_endpoint
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = core_options()
     if settings.arm_ca_bundle:
         kwargs["connection_verify"] = settings.arm_ca_bundle
     scope = endpoint.rstrip("/") + "/.default"  # ARM's audience is its own endpoint, in every cloud

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlsplit
 
+from ferry.azure.budget import blob_options
 from ferry.azure.errors import translate_azure_errors
 from ferry.errors import ConflictError, UsageError
 from ferry.redact import redact
@@ -229,13 +230,14 @@ def service_client(location: BlobLocation, auth: StorageAuth) -> BlobServiceClie
         if isinstance(auth, ConnectionStringAuth):
             parsed = auth.for_account(location.account)
             endpoint = parsed.get("blobendpoint") or location.endpoint
-            client = BlobServiceClient(endpoint, **_CLIENT_SIZES, credential={"account_name": parsed["accountname"],
+            client = BlobServiceClient(endpoint, **_CLIENT_SIZES, **blob_options(),
+                                       credential={"account_name": parsed["accountname"],
                                                             "account_key": parsed.get("accountkey", "")})
         elif isinstance(auth, SasTokenAuth):
             from azure.core.credentials import AzureSasCredential
 
             client = BlobServiceClient(location.endpoint, credential=AzureSasCredential(sas_for(location, auth)),
-                                       **_CLIENT_SIZES)
+                                       **_CLIENT_SIZES, **blob_options())
         else:
             if not location.endpoint.startswith("https://"):
                 raise UsageError(f"blob URL {location}: Azure AD (managed identity) auth needs an https "
@@ -248,7 +250,8 @@ def service_client(location: BlobLocation, auth: StorageAuth) -> BlobServiceClie
             kwargs: dict[str, Any] = {}
             if auth.connection_verify is not None:
                 kwargs["connection_verify"] = auth.connection_verify
-            client = BlobServiceClient(location.endpoint, credential=credential, **_CLIENT_SIZES, **kwargs)
+            client = BlobServiceClient(location.endpoint, credential=credential, **_CLIENT_SIZES, **blob_options(),
+                                       **kwargs)
         _clients[key] = client
         return client
 

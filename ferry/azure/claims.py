@@ -21,6 +21,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ferry.azure.budget import blob_options
 from ferry.azure.errors import translate_azure_errors
 from ferry.errors import BlobNotFoundError, UsageError
 from ferry.settings import Settings
@@ -138,7 +139,7 @@ class BlobClaimStore:
     def from_connection_string(cls, connection: str) -> BlobClaimStore:
         from azure.storage.blob import ContainerClient
 
-        return cls(ContainerClient.from_connection_string(connection, CONTAINER))
+        return cls(ContainerClient.from_connection_string(connection, CONTAINER, **blob_options()))
 
     def put_json(self, name: str, data: Any) -> str:
         self._ensure()

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from ferry.azure.budget import core_options
 from ferry.azure.errors import KEY_VAULT, translate_azure_errors
 from ferry.errors import StorageError, UsageError
 from ferry.redact import redact
@@ -87,7 +88,7 @@ def resolve_secret(secret_uri: str, credential: Any = None, *, ca_bundle: str | 
         from azure.identity import DefaultAzureCredential
 
         credential = DefaultAzureCredential()
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = core_options()
     bundle = ca_bundle
     if bundle:
         kwargs["connection_verify"] = bundle

@@ -20,6 +20,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ferry.azure.budget import core_options
 from ferry.azure.errors import TABLES, translate_azure_errors
 from ferry.errors import NotFoundError, StorageError, UsageError
 from ferry.settings import APP_STORAGE, Settings
@@ -81,7 +82,7 @@ class ResourceStore:
     def from_connection_string(cls, conn: str) -> ResourceStore:
         from azure.data.tables import TableServiceClient
 
-        return cls(TableServiceClient.from_connection_string(conn))
+        return cls(TableServiceClient.from_connection_string(conn, **core_options()))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ResourceStore:
