@@ -10,6 +10,7 @@ import azure.functions as func
 from activities.acr_import import bp as acr_import_activities
 from activities.blob_copy import bp as blob_copy_activities
 from activities.copy_jobs import bp as copy_job_activities
+from api.claims_sweep import bp as claims_sweep_bp
 from api.health import bp as health_bp
 from api.import_image import bp as import_image_bp
 from api.import_trigger import bp as import_trigger_bp
@@ -23,6 +24,7 @@ from orchestrations.runs import bp as run_orchestrations
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 app.register_functions(health_bp)
+app.register_functions(claims_sweep_bp)
 app.register_functions(import_trigger_bp)
 app.register_functions(pipelines_bp)
 app.register_functions(runs_bp)

@@ -47,6 +47,12 @@ def finish_job_activity(payload: dict[str, Any]) -> dict[str, Any]:
 
 @bp.activity_trigger(input_name="payload")
 def cleanup_claims(payload: dict[str, Any]) -> dict[str, Any]:
-    """``{"prefix"}`` → how many claims were deleted (plans and batch state of a finished job)."""
-    return permanent_failures_as_results(
-        lambda: {"deleted": job_environment().claims.delete_prefix(payload["prefix"])}, "cleanup_claims")
+    """``{"prefix"}`` (a finished job's plan and batch state) and/or ``{"names": [...]}`` (a run's
+    one-time credentials) → how many claims were deleted."""
+    def work() -> dict[str, Any]:
+        claims = job_environment().claims
+        deleted = claims.delete_prefix(payload["prefix"]) if payload.get("prefix") else 0
+        deleted += sum(claims.delete(name) for name in payload.get("names") or ())
+        return {"deleted": deleted}
+
+    return permanent_failures_as_results(work, "cleanup_claims")

@@ -131,6 +131,11 @@ def delete_claim(name: str) -> bool:
     return claim_store(settings()).delete(name)
 
 
+def delete_claims(prefix: str) -> int:
+    """Delete every claim under ``prefix`` (a terminated run's plan and batch state)."""
+    return claim_store(settings()).delete_prefix(prefix)
+
+
 def self_url(req: func.HttpRequest, path: str) -> str:
     """``path`` on the request's host, without the query (it may carry the function key)."""
     parts = urlsplit(req.url)

@@ -20,7 +20,7 @@ from api._http import async_errors, off_loop, put_claim, request_body, settings
 from ferry.azure.arm import login_server
 from ferry.egress import EgressPolicy
 from ferry.jobs.endpoints import check_endpoint
-from ferry.transfer.build import image_import_handoff, image_import_job
+from ferry.transfer.build import IMPORT_IMAGE_CREDENTIALS, image_import_handoff, image_import_job
 from ferry.transfer.handoff import handoff_target
 from ferry.transfer.import_image import parse_import_image
 
@@ -35,7 +35,7 @@ async def _import_image(req: func.HttpRequest, client: Any) -> func.HttpResponse
     params = parse_import_image(request_body(req))
     handoff = handoff_target(current)  # the target ACR's resource id when ACR imports the image itself
     # Name the claim now, write it only once the job is valid: a refused request leaves no secret behind.
-    credentials_ref = f"credentials/importImage/{uuid.uuid4().hex}" if params.credentials is not None else None
+    credentials_ref = f"{IMPORT_IMAGE_CREDENTIALS}{uuid.uuid4().hex}" if params.credentials is not None else None
     client_input: dict[str, Any]
     if handoff is not None:
         client_input = {"handoff": image_import_handoff(params, handoff, credentials_ref).to_json()}

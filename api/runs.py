@@ -20,6 +20,7 @@ import azure.functions as func
 
 from api._http import (
     async_errors,
+    delete_claims,
     json_response,
     off_loop,
     request_body,
@@ -171,6 +172,7 @@ async def _delete_run(req: func.HttpRequest, client: Any) -> func.HttpResponse:
             log.warning("pipelineRuns/%s: could not terminate %s: %s", record.name, record.fields["instanceId"],
                         redact(str(exc)))
     await off_loop(store.delete, RUNS, record.name)
+    await off_loop(delete_claims, f"runs/{record.fields['instanceId']}/")  # a terminated run's plan
     return func.HttpResponse(status_code=200)
 
 

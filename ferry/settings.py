@@ -23,6 +23,10 @@ APP_STORAGE = "AzureWebJobsStorage"
 CLAIMS_CONNECTION = "FERRY_CLAIMS_CONNECTION"
 #: Local claim files instead of a storage account (``ferry run``, tests). CLI only.
 CLAIMS_DIR = "FERRY_CLAIMS_DIR"
+#: Claims older than this many hours are swept (except a running run's and pipelines' credentials).
+CLAIMS_MAX_AGE_HOURS = "FERRY_CLAIMS_MAX_AGE_HOURS"
+#: NCRONTAB schedule of the claims sweep (default: hourly).
+CLAIMS_SWEEP_SCHEDULE = "FERRY_CLAIMS_SWEEP_SCHEDULE"
 # -- registries ----------------------------------------------------------------------------------
 REGISTRY = "FERRY_REGISTRY"
 #: The egress allow-list of the app (see :mod:`ferry.egress`).
@@ -51,6 +55,7 @@ DOCKER_CONFIG = "DOCKER_CONFIG"
 CLI_ONLY = frozenset({CLAIMS_DIR, CACHE_DIR, XDG_CACHE_HOME, DOCKER_CONFIG, AZURE_STORAGE_CONNECTION_STRING})
 
 DEFAULT_ARM_ENDPOINT = "https://management.azure.com"
+DEFAULT_CLAIMS_MAX_AGE_HOURS = 48
 DEFAULT_MAX_ARTIFACTS = 10_000
 #: What the Functions host means by ``UseDevelopmentStorage=true``: Azurite's well-known account.
 DEVELOPMENT_STORAGE = (
@@ -106,6 +111,17 @@ class Settings:
     @property
     def claims_dir(self) -> str | None:
         return self.get(CLAIMS_DIR) or None
+
+    @property
+    def claims_max_age_hours(self) -> float:
+        raw = self.get(CLAIMS_MAX_AGE_HOURS)
+        try:
+            value = float(raw) if raw else DEFAULT_CLAIMS_MAX_AGE_HOURS
+        except ValueError:
+            value = 0
+        if value <= 0:
+            raise UsageError(f"app setting {CLAIMS_MAX_AGE_HOURS} must be a positive number of hours, not {raw!r}")
+        return value
 
     @property
     def import_storage(self) -> str:
@@ -198,5 +214,4 @@ class Settings:
 def all_setting_names() -> frozenset[str]:
     """Every name this module defines: the contract the app's configuration is checked against."""
     return frozenset(value for key, value in globals().items()
-                     if key.isupper() and isinstance(value, str) and key not in {"DEVELOPMENT_STORAGE",
-                                                                                   "DEFAULT_ARM_ENDPOINT"})
+                     if key.isupper() and isinstance(value, str) and not key.startswith(("DEFAULT_", "DEVELOPMENT_")))

@@ -86,9 +86,10 @@ def copy_job_steps(context: df.DurableOrchestrationContext,
     context.set_custom_status(status(stage, end - 5, step="finishing", batches=total))
     finished = yield context.call_activity_with_retry(
         "finish_job", RETRY, {"job": job, "prefix": prefix, "outcomes": results})
+    # The plan and batch state go whether the finish worked or not: nothing reads them again.
+    yield context.call_activity_with_retry("cleanup_claims", RETRY, {"prefix": f"{prefix}/"})
     if "error" in finished:
         return {"error": finished["error"]}
-    yield context.call_activity_with_retry("cleanup_claims", RETRY, {"prefix": prefix})
     context.set_custom_status(status(stage, end, step="done"))
     return {"outcome": finished}
 

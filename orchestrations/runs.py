@@ -18,6 +18,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from ferry.jobs.phases import JobOutcome
+from ferry.transfer.build import one_time_credentials
 from ferry.transfer.handoff import Handoff
 from ferry.transfer.response import handoff_result, run_result
 from orchestrations.copy_job import RETRY, copy_job_steps
@@ -64,6 +65,10 @@ def image_import(context: df.DurableOrchestrationContext) -> Generator[Any, Any,
                   else handoff_result(Handoff.from_json(spec["handoff"]), done["imported"]))
     else:
         output = yield from _job_run(context, spec["job"], "importImage")
+    # The caller's one-time credentials go with the run that used them.
+    names = one_time_credentials(spec)
+    if names:
+        yield context.call_activity_with_retry("cleanup_claims", RETRY, {"names": names})
     context.set_custom_status(status("importImage", 100, step="done"))
     return output
 

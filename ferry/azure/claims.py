@@ -18,6 +18,8 @@ import contextlib
 import json
 import os
 import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -51,6 +53,10 @@ class ClaimStore(Protocol):
         """Delete the claim ``name``; False if there was none."""
         ...
 
+    def older_than(self, cutoff: datetime) -> list[str]:
+        """Names of the claims last written before ``cutoff`` (UTC)."""
+        ...
+
 
 def _check_name(name: str) -> str:
     if not name or name.startswith("/") or ".." in name.split("/"):
@@ -67,11 +73,13 @@ class MemoryClaimStore:
 
     def __init__(self) -> None:
         self._data: dict[str, str] = {}
+        self._written: dict[str, datetime] = {}
         self._lock = threading.Lock()
 
     def put_json(self, name: str, data: Any) -> str:
         with self._lock:
             self._data[_check_name(name)] = json.dumps(data)
+            self._written[name] = datetime.now(UTC)
         return name
 
     def get_json(self, name: str) -> Any:
@@ -89,7 +97,12 @@ class MemoryClaimStore:
 
     def delete(self, name: str) -> bool:
         with self._lock:
+            self._written.pop(name, None)
             return self._data.pop(name, None) is not None
+
+    def older_than(self, cutoff: datetime) -> list[str]:
+        with self._lock:
+            return sorted(n for n, when in self._written.items() if when < cutoff and n in self._data)
 
 
 class FileClaimStore:
@@ -126,6 +139,11 @@ class FileClaimStore:
             return False
         path.unlink()
         return True
+
+    def older_than(self, cutoff: datetime) -> list[str]:
+        return sorted(p.relative_to(self.root).as_posix() for p in self.root.rglob("*")
+                      if p.is_file() and not p.name.endswith(".partial")
+                      and datetime.fromtimestamp(p.stat().st_mtime, UTC) < cutoff)
 
 
 class BlobClaimStore:
@@ -173,6 +191,10 @@ class BlobClaimStore:
                 return False
         return True
 
+    def older_than(self, cutoff: datetime) -> list[str]:
+        with translate_azure_errors(f"claims container {CONTAINER}"):
+            return sorted(b.name for b in self.container.list_blobs() if b.last_modified < cutoff)
+
     def _ensure(self) -> None:
         if self._ready:
             return
@@ -197,3 +219,20 @@ def claim_store(settings: Settings) -> ClaimStore:
         if connection not in _stores:
             _stores[connection] = BlobClaimStore.from_connection_string(connection)
         return _stores[connection]
+
+
+def sweep(store: ClaimStore, cutoff: datetime, is_active: Callable[[str], bool]) -> list[str]:
+    """Delete claims written before ``cutoff`` unless they belong to a run still going: a run's
+    claims are ``runs/<instance id>/...`` and are kept while ``is_active(instance id)``. Returns the
+    names deleted. Credentials of a pipeline (``credentials/<collection>/<name>``) live as long as
+    their pipeline and are never swept."""
+    deleted = []
+    for name in store.older_than(cutoff):
+        parts = name.split("/")
+        if parts[0] == "credentials" and parts[1:2] != ["importImage"]:
+            continue
+        if parts[0] == "runs" and len(parts) > 2 and is_active(parts[1]):
+            continue
+        if store.delete(name):
+            deleted.append(name)
+    return deleted

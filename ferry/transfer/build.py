@@ -11,6 +11,8 @@ May be imported by the faces (api, cli, activities).
 
 from __future__ import annotations
 
+from typing import Any
+
 from ferry.egress import EgressPolicy
 from ferry.errors import FerryError, UsageError
 from ferry.jobs.spec import (
@@ -126,3 +128,17 @@ def image_import_handoff(params: ImportImage, target_resource_id: str, credentia
                    source_registry=params.registry_uri, source_resource_id=params.resource_id,
                    credentials_ref=credentials_ref, target_tags=tuple(params.target_tags),
                    untagged_target_repositories=tuple(params.untagged_target_repositories), mode=params.mode)
+
+
+IMPORT_IMAGE_CREDENTIALS = "credentials/importImage/"
+
+
+def one_time_credentials(image_import_input: dict[str, Any]) -> list[str]:
+    """The claims holding an importImage caller's credentials, named in the orchestration input
+    (``{"job": ...}`` or ``{"handoff": ...}``): deleted when the run ends."""
+    if "handoff" in image_import_input:
+        ref = Handoff.from_json(image_import_input["handoff"]).credentials_ref
+    else:
+        source = JobSpec.from_json(image_import_input["job"]).source
+        ref = source.credentials_ref if isinstance(source, RegistryEndpoint) else None
+    return [ref] if ref and ref.startswith(IMPORT_IMAGE_CREDENTIALS) else []

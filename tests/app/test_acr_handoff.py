@@ -16,6 +16,9 @@ from typing import Any
 import azure.functions as func
 import pytest
 
+from ferry.azure.claims import claim_store
+from ferry.errors import BlobNotFoundError
+from ferry.settings import Settings
 from runner.client import LocalDurableClient, acall_client_function
 from runner.replay import LocalOrchestrationRunner
 from tests.harness import content as c
@@ -86,6 +89,10 @@ def test_handoff_calls_acr_import_image_with_the_request(target: str, arm: ArmSt
 
     assert record.input["handoff"]["target_resource_id"] == target
     assert PASSWORD not in json.dumps(record.input)  # only the claim's name travels
+    # The caller's one-time credentials are gone once the run ended.
+    ref = record.input["handoff"]["credentials_ref"]
+    with pytest.raises(BlobNotFoundError):
+        claim_store(Settings.from_env()).get_json(ref)
     [sent] = arm.imports
     assert sent["registry"] == target and sent["api-version"].startswith("20")
     assert sent["body"] == {
@@ -158,9 +165,13 @@ def test_without_the_handoff_ferry_copies_itself(app_env: str, arm: ArmStandIn, 
     monkeypatch.setenv("FERRY_TARGET_ACR_RESOURCE_ID", arm.add_registry(SUB, "rg", "targetacr", registry_b.host))
     monkeypatch.setenv("FERRY_REGISTRY", registry_b.host)
     repo = c.push_samples(registry.url, {"docker": content["docker"]}, prefix=unique_repo)["docker"]
-    record, output = run_import(local, {"source": {"registryUri": registry.host, "sourceImage": f"{repo}:v1"},
+    record, output = run_import(local, {"source": {"registryUri": registry.host, "sourceImage": f"{repo}:v1",
+                                                   "credentials": {"username": "any", "password": PASSWORD}},
                                         "targetTags": [f"{repo}:copied"]})
     assert "handoff" not in record.input
+    ref = record.input["job"]["source"]["credentialsRef"]
+    with pytest.raises(BlobNotFoundError):  # deleted when the run ended
+        claim_store(Settings.from_env()).get_json(ref)
     assert output["status"] == "Succeeded", output
     assert skopeo_raw(registry_b.host, repo, "copied") == content["docker"].raw
     assert arm.imports == [] and not any(r.startswith("POST ") for r in arm.requests)

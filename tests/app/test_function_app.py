@@ -1,6 +1,7 @@
 """The function metadata the Python worker indexes from function_app.py, and the health route itself."""
 
 import json
+from pathlib import Path
 
 import azure.functions as func
 import pytest
@@ -150,3 +151,13 @@ def test_local_settings_example_lists_every_app_setting_the_code_reads():
     assert "FERRY_REGISTRY" in names and "AzureWebJobsStorage" in names
     assert names <= set(example), sorted(names - set(example))
     assert example["AzureWebJobsStorage"] == "UseDevelopmentStorage=true"
+
+
+def test_claims_sweep_is_a_timer_on_its_setting_with_a_durable_client(functions):
+    bindings = {b["type"]: b for b in (json.loads(raw) for raw in functions["claims_sweep"].get_raw_bindings())}
+    assert bindings["timerTrigger"]["schedule"] == "%FERRY_CLAIMS_SWEEP_SCHEDULE%"
+    assert bindings["timerTrigger"]["direction"] == "IN"
+    assert "durableClient" in bindings
+    example = json.loads((Path(__file__).resolve().parents[2] / "local.settings.json.example").read_text())
+    schedule = example["Values"]["FERRY_CLAIMS_SWEEP_SCHEDULE"]
+    assert len(schedule.split()) == 6  # NCRONTAB has seconds
