@@ -5,11 +5,17 @@ between threads. Every error is translated into :mod:`ferry.errors`; transient f
 errors, 5xx, 429) on replayable requests are retried here with backoff, honouring ``Retry-After``.
 Blob uploads, whose bodies are streams, are retried by :meth:`RegistryClient.push_blob` itself:
 small blobs by reopening their source, chunked ones by resuming from the server's ``Range``.
+
+Everything is bounded: bodies are read as streams under caps (:mod:`ferry.registry.bodies`),
+tag pagination stops at repeated pages, at ``max_tag_pages`` and at links to other hosts, and
+every request has connect and read timeouts.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -31,6 +37,14 @@ from ferry.oci.manifest import detect_media_type
 from ferry.redact import redact
 from ferry.reference import endpoint_for, is_loopback, is_valid_digest
 from ferry.registry.auth import RegistryAuth
+from ferry.registry.bodies import (
+    MAX_ERROR_BYTES,
+    MAX_JSON_BYTES,
+    MAX_MANIFEST_BYTES,
+    cap_stream,
+    read_capped,
+    read_prefix,
+)
 from ferry.registry.credentials import Credentials
 from ferry.registry.retry import RetryPolicy, parse_retry_after, with_retries
 from ferry.streams import rechunk
@@ -56,8 +70,29 @@ class FetchedManifest:
                           raw={"mediaType": self.media_type, "digest": self.digest, "size": len(self.raw)})
 
 
+@dataclass(frozen=True)
+class Reply:
+    """A registry's answer whose body was read within its cap; the connection is released."""
+
+    status_code: int
+    headers: httpx.Headers
+    url: httpx.URL
+    content: bytes = b""
+
+    def json(self, what: str) -> Any:
+        try:
+            return json.loads(self.content)
+        except ValueError as exc:
+            raise RegistryError(f"{what}: the registry answered with invalid JSON", status=self.status_code) from exc
+
+
 class RegistryClient:
-    """Talks the Distribution API to ``registry`` (a host[:port], or ``docker.io``)."""
+    """Talks the Distribution API to ``registry`` (a host[:port], or ``docker.io``).
+
+    ``timeout`` bounds each read, write and wait for a pooled connection, ``connect_timeout``
+    each connection; ``retry`` says how transient faults are retried; ``max_tag_pages`` caps tag
+    list pagination.
+    """
 
     def __init__(
         self,
@@ -69,7 +104,9 @@ class RegistryClient:
         max_connections: int = 32,
         chunk_size: int = 8 * MiB,
         monolithic_limit: int = 128 * MiB,
-        timeout: float = 120.0,
+        timeout: float = 60.0,
+        connect_timeout: float = 10.0,
+        max_tag_pages: int = 1000,
     ) -> None:
         self.registry = registry
         self.endpoint = endpoint_for(registry)
@@ -78,15 +115,18 @@ class RegistryClient:
         self.retry = retry or RetryPolicy()
         self.chunk_size = chunk_size
         self.monolithic_limit = monolithic_limit
+        self.max_tag_pages = max_tag_pages
         self.auth = RegistryAuth(registry, credentials or Credentials.anonymous())
         self._referrers_api: bool | None = None
         self._http = httpx.Client(
             base_url=self.base_url,
             auth=self.auth,
             follow_redirects=True,
-            timeout=httpx.Timeout(timeout, connect=15.0),
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            headers={"User-Agent": "ferry/0.1"},
+            # Layers are compressed already and manifests are small: identity keeps every cap a cap.
+            headers={"User-Agent": "ferry/0.1", "Accept-Encoding": "identity"},
+            event_hooks={"response": [_bound_unread_bodies]},
         )
 
     def close(self) -> None:
@@ -99,22 +139,34 @@ class RegistryClient:
         self.close()
 
     # -- plumbing ---------------------------------------------------------------------------
-    def _send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
+    def _send(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request``; the response is streamed: read it with read_capped or read_prefix, or close it."""
         try:
-            return self._http.send(request, stream=stream)
+            return self._http.send(request, stream=True)
         except httpx.TransportError as exc:
             raise TransientRegistryError(
                 f"cannot reach registry {self.registry}: {type(exc).__name__}: {redact(str(exc))}") from exc
 
     def _request(self, method: str, url: str, *, what: str, ok: tuple[int, ...] = (200,),
-                 missing_ok: bool = False, **kwargs: Any) -> httpx.Response | None:
-        """Send a replayable request with retries; ``None`` for 404 when ``missing_ok``."""
+                 missing_ok: bool = False, limit: int | None = MAX_JSON_BYTES, body_what: str | None = None,
+                 **kwargs: Any) -> Reply | None:
+        """Send a replayable request as one operation; ``None`` for 404 when ``missing_ok``.
 
-        def attempt() -> httpx.Response | None:
+        The body is read up to ``limit`` bytes (BodyTooLargeError past it, naming ``body_what``);
+        with ``limit=None`` it is not wanted and only drained a little.
+        """
+
+        def attempt() -> Reply | None:
             response = self._send(self._http.build_request(method, url, **kwargs))
             if response.status_code in ok:
-                return response
+                if limit is None or method == "HEAD":
+                    read_prefix(response)
+                    content = b""
+                else:
+                    content = read_capped(response, limit, what=body_what or what)
+                return Reply(response.status_code, response.headers, response.url, content)
             if missing_ok and response.status_code == 404:
+                response.close()
                 return None
             raise self._error(response, what)
 
@@ -122,11 +174,8 @@ class RegistryClient:
 
     def _error(self, response: httpx.Response, what: str) -> RegistryError:
         status = response.status_code
-        try:
-            response.read()
-            detail = _error_detail(response)
-        finally:
-            response.close()
+        body, cut = read_prefix(response, MAX_ERROR_BYTES)
+        detail = _error_detail(body, cut)
         message = f"{what}: registry {self.registry} answered {status}" + (f" ({detail})" if detail else "")
         return error_for_status(status, redact(message),
                                 retry_after=parse_retry_after(response.headers.get("retry-after")))
@@ -136,14 +185,17 @@ class RegistryClient:
 
         Raises :class:`AuthenticationError` when the registry or its token service rejects them.
         """
-        self._request("GET", "/v2/", what="sign in")
+        self._request("GET", "/v2/", what="sign in", limit=None)
 
     # -- manifests --------------------------------------------------------------------------
     def get_manifest(self, repository: str, reference: str, *, accept: str = mt.MANIFEST_ACCEPT) -> FetchedManifest:
-        """Fetch a manifest by tag or digest, verifying its digest; raise NotFoundError if absent."""
+        """Fetch a manifest by tag or digest, verifying its digest; raise NotFoundError if absent.
+
+        A manifest over 4 MiB is refused (BodyTooLargeError) before more than that is read.
+        """
         what = f"manifest {self.registry}/{repository}{_sep(reference)}{reference}"
         response = self._request("GET", f"/v2/{repository}/manifests/{reference}", what=what,
-                                 headers={"Accept": accept})
+                                 headers={"Accept": accept}, limit=MAX_MANIFEST_BYTES)
         assert response is not None
         raw = response.content
         media_type = detect_media_type(raw, response.headers.get("content-type"))
@@ -176,40 +228,74 @@ class RegistryClient:
     def put_manifest(self, repository: str, reference: str, raw: bytes, media_type: str) -> str:
         """Push ``raw`` verbatim under a tag or its digest; returns the digest the registry reports."""
         response = self._request(
-            "PUT", f"/v2/{repository}/manifests/{reference}", ok=(201, 200, 202), content=raw,
+            "PUT", f"/v2/{repository}/manifests/{reference}", ok=(201, 200, 202), content=raw, limit=None,
             what=f"push manifest {self.registry}/{repository}{_sep(reference)}{reference}",
             headers={"Content-Type": media_type})
         assert response is not None
         return response.headers.get("docker-content-digest") or Descriptor.for_bytes(media_type, raw).digest
 
     def delete_manifest(self, repository: str, digest: str) -> None:
-        self._request("DELETE", f"/v2/{repository}/manifests/{digest}", ok=(202, 200),
+        self._request("DELETE", f"/v2/{repository}/manifests/{digest}", ok=(202, 200), limit=None,
                       what=f"delete manifest {repository}@{digest}")
 
     # -- tags and referrers -----------------------------------------------------------------
     def list_tags(self, repository: str, page_size: int = 1000) -> list[str]:
-        """Every tag of ``repository``, following ``Link`` pagination; [] for an unknown repository."""
+        """Every tag of ``repository``, following ``Link`` pagination; [] for an unknown repository.
+
+        Pagination is bounded: a page read twice (a ``Link`` that loops), more than
+        ``max_tag_pages`` pages, or a ``Link`` to another host than this registry's stops it
+        with a RegistryError naming the repository. No page is read past 4 MiB.
+        """
+        what = f"tags of {self.registry}/{repository}"
         tags: list[str] = []
-        url: str | None = f"/v2/{repository}/tags/list?n={page_size}"
+        url: str | None = self._absolute(f"/v2/{repository}/tags/list?n={page_size}")
+        seen: set[str] = set()
         while url:
-            response = self._request("GET", url, what=f"tags of {self.registry}/{repository}", missing_ok=True)
+            if url in seen:
+                raise RegistryError(f"{what}: the registry's Link header leads back to a page already read "
+                                    f"({redact(url)}) after {len(seen)} pages; stopped")
+            if len(seen) >= self.max_tag_pages:
+                raise RegistryError(f"{what}: more than {self.max_tag_pages} pages of tags; stopped "
+                                    "(raise max_tag_pages if the repository really has that many)")
+            seen.add(url)
+            page_what = f"tag list page {len(seen)} of {self.registry}/{repository}"
+            response = self._request("GET", url, what=what, body_what=page_what, missing_ok=True)
             if response is None:
                 return tags
-            tags.extend(response.json().get("tags") or [])
-            next_link = response.links.get("next", {}).get("url")
-            url = str(httpx.URL(self.base_url).join(next_link)) if next_link else None
+            body = response.json(page_what)
+            page = body.get("tags") if isinstance(body, dict) else None
+            if page is not None and not (isinstance(page, list) and all(isinstance(t, str) for t in page)):
+                raise RegistryError(f"{page_what}: 'tags' is not a list of strings")
+            tags.extend(page or [])
+            url = self._next_page(response, what)
         return tags
+
+    def _next_page(self, response: Reply, what: str) -> str | None:
+        """The absolute URL of the ``Link: <...>; rel="next"`` page, refused when on another host."""
+        link = _next_link(response.headers.get_list("link"))
+        if link is None:
+            return None
+        try:
+            target = response.url.join(link)
+        except httpx.InvalidURL as exc:
+            raise RegistryError(f"{what}: the registry's Link header is not a URL: {redact(link)!r}") from exc
+        base = httpx.URL(self.base_url)
+        if (target.scheme, target.host, target.port) != (base.scheme, base.host, base.port):
+            where = target.netloc.decode("ascii", "replace") or "?"
+            raise RegistryError(f"{what}: the registry's Link header points to {target.scheme}://{where}, "
+                                f"not to {self.base_url}; not followed")
+        return str(target)
 
     def list_referrers(self, repository: str, digest: str) -> list[Descriptor] | None:
         """Referrers of ``digest`` through the OCI referrers API; None if the registry lacks the API."""
+        what = f"referrers of {self.registry}/{repository}@{digest}"
         response = self._request("GET", f"/v2/{repository}/referrers/{digest}", missing_ok=True,
-                                 what=f"referrers of {repository}@{digest}", ok=(200, 400, 405),
-                                 headers={"Accept": mt.OCI_INDEX})
+                                 what=what, ok=(200, 400, 405), headers={"Accept": mt.OCI_INDEX})
         if response is None or response.status_code != 200:
             self._referrers_api = False
             return None
         try:
-            body = response.json()
+            body = json.loads(response.content)
         except ValueError:
             self._referrers_api = False
             return None
@@ -242,7 +328,7 @@ class RegistryClient:
 
         def open_response() -> httpx.Response:
             request = self._http.build_request("GET", f"/v2/{repository}/blobs/{descriptor.digest}")
-            response = self._send(request, stream=True)
+            response = self._send(request)
             if response.status_code != 200:
                 raise self._error(response, what)
             return response
@@ -264,7 +350,7 @@ class RegistryClient:
     def mount_blob(self, repository: str, digest: str, from_repository: str) -> bool:
         """Cross-repository mount within this registry; False when the registry declined."""
         response = self._request(
-            "POST", f"/v2/{repository}/blobs/uploads/", ok=(201, 202),
+            "POST", f"/v2/{repository}/blobs/uploads/", ok=(201, 202), limit=None,
             params={"mount": digest, "from": from_repository},
             what=f"mount {digest} from {from_repository} into {repository}")
         assert response is not None
@@ -273,7 +359,7 @@ class RegistryClient:
         location = response.headers.get("location")
         if location:  # the registry opened an upload instead; cancel it
             with suppress(TransientRegistryError):
-                self._send(self._http.build_request("DELETE", self._absolute(location))).close()
+                read_prefix(self._send(self._http.build_request("DELETE", self._absolute(location))))
         return False
 
     def push_blob(self, repository: str, descriptor: Descriptor, opener: BlobOpener) -> int:
@@ -291,7 +377,7 @@ class RegistryClient:
                             what=f"upload {descriptor.digest}")
 
     def _start_upload(self, repository: str) -> str:
-        response = self._request("POST", f"/v2/{repository}/blobs/uploads/", ok=(202,),
+        response = self._request("POST", f"/v2/{repository}/blobs/uploads/", ok=(202,), limit=None,
                                  what=f"start upload to {self.registry}/{repository}")
         assert response is not None
         location = response.headers.get("location")
@@ -312,6 +398,7 @@ class RegistryClient:
             response = self._send(request)
         if response.status_code not in (201, 204):
             raise self._error(response, f"upload {descriptor.digest} to {self.registry}/{repository}")
+        read_prefix(response)
         return descriptor.size
 
     def _push_chunked(self, repository: str, descriptor: Descriptor, opener: BlobOpener) -> int:
@@ -324,7 +411,7 @@ class RegistryClient:
                 sent += accepted
                 offset += len(chunk)
         url = httpx.URL(location).copy_merge_params({"digest": descriptor.digest})
-        response = self._request("PUT", str(url), ok=(201, 204), content=b"",
+        response = self._request("PUT", str(url), ok=(201, 204), content=b"", limit=None,
                                  what=f"commit upload {descriptor.digest} to {self.registry}/{repository}")
         assert response is not None
         return sent
@@ -345,6 +432,7 @@ class RegistryClient:
                 request = self._http.build_request("PATCH", location, content=_once(body), headers=headers)
                 response = self._send(request)
                 if response.status_code == 202:
+                    read_prefix(response)
                     sent += len(body)
                     return self._absolute(response.headers.get("location") or location), sent
                 error = self._error(response, f"upload chunk of {descriptor.digest}")
@@ -373,12 +461,32 @@ class RegistryClient:
 
     def _upload_status(self, location: str) -> tuple[str, int]:
         """Where an interrupted upload stands: (its location, the next offset the server expects)."""
-        response = self._request("GET", location, ok=(204, 200), what="upload status")
+        response = self._request("GET", location, ok=(204, 200), what="upload status", limit=None)
         assert response is not None
         received = response.headers.get("range", "0-0")
         end = int(received.rsplit("-", 1)[-1]) if "-" in received else -1
         next_offset = 0 if received in ("", "0-0") and end <= 0 else end + 1
         return self._absolute(response.headers.get("location") or location), next_offset
+
+
+def _bound_unread_bodies(response: httpx.Response) -> None:
+    """httpx reads the bodies of 401 challenges and redirects itself: cut them at 64 KiB."""
+    if response.status_code == 401 or response.has_redirect_location:
+        cap_stream(response, MAX_ERROR_BYTES)
+
+
+_LINK_RE = re.compile(r"<([^>]*)>([^,<]*)")
+_REL_NEXT_RE = re.compile(r""";\s*rel\s*=\s*"?([^";]*)"?""", re.IGNORECASE)
+
+
+def _next_link(values: list[str]) -> str | None:
+    """The target of the first ``rel="next"`` link among ``Link`` header values (RFC 8288)."""
+    for value in values:
+        for match in _LINK_RE.finditer(value):
+            rel = _REL_NEXT_RE.search(match[2])
+            if rel and "next" in rel[1].lower().split():
+                return match[1].strip()
+    return None
 
 
 def _once(data: bytes) -> Iterator[bytes]:
@@ -389,12 +497,16 @@ def _sep(reference: str) -> str:
     return "@" if is_valid_digest(reference) else ":"
 
 
-def _error_detail(response: httpx.Response) -> str:
+def _error_detail(body: bytes, cut: bool) -> str:
+    """The registry's error codes and messages from an error body (at most its first 64 KiB)."""
     try:
-        body = response.json()
+        parsed = json.loads(body) if not cut else None
     except ValueError:
-        return response.text.strip()[:200]
-    errors = body.get("errors") if isinstance(body, dict) else None
+        parsed = None
+    if parsed is None:
+        text = body.decode("utf-8", "replace").strip()[:200]
+        return text + (" ..." if cut and text else "")
+    errors = parsed.get("errors") if isinstance(parsed, dict) else None
     if isinstance(errors, list) and errors:
         return "; ".join(f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors
                          if isinstance(e, dict))
