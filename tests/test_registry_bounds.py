@@ -27,11 +27,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from ferry.errors import RegistryError
+from ferry.copy import CopyRequest, copy_artifacts
+from ferry.errors import IntegrityError, RegistryError
 from ferry.oci.descriptor import Descriptor
 from ferry.registry.client import RegistryClient
 from ferry.registry.credentials import Credentials
 from ferry.registry.retry import RetryPolicy
+from ferry.transports.registry import RegistryDestination, RegistrySource
 from tests.harness import content as c
 from tests.harness._http import LoopbackServer, QuietHandler
 
@@ -389,3 +391,34 @@ def test_manifests_up_to_the_cap_still_pass(fake_registry):
         assert client.get_manifest("cap/img", "v1").raw == raw
 
 
+# --- 3. a present blob must have the right size -----------------------------------------------
+
+
+def test_present_blob_with_wrong_size_is_not_accepted(fake_registry):
+    layer = c.random_layer(30_000, 31)
+    fake_registry.add_blob(layer.data[:1000], digest=layer.digest)  # the target "has" it, 1000 bytes
+    destination = RegistryDestination(RegistryClient(fake_registry.host, retry=FAST))
+    try:
+        with pytest.raises(IntegrityError) as info:
+            destination.has_blob("dst/img", descriptor_of(layer))
+        message = str(info.value)
+        assert layer.digest in message and "1000 bytes" in message and str(layer.size) in message
+        right = c.random_layer(500, 32)
+        fake_registry.add_blob(right.data)
+        assert destination.has_blob("dst/img", descriptor_of(right)) is True
+    finally:
+        destination.client.close()
+
+
+def test_copy_onto_a_wrong_size_blob_fails_before_any_manifest(registry, fake_registry, unique_repo):
+    image, layer = image_with_layer(30_000, 33)
+    c.push(registry.url, unique_repo, image, tag="v1")
+    for blob in image.all_blobs():  # the target claims every blob, the layer with the wrong size
+        fake_registry.add_blob(blob.data[:1000] if blob.digest == layer.digest else blob.data, digest=blob.digest)
+    with RegistryClient(registry.host, retry=FAST) as src, RegistryClient(fake_registry.host, retry=FAST) as dst:
+        report = copy_artifacts(RegistrySource(src), RegistryDestination(dst),
+                                [CopyRequest(unique_repo, "v1", "dst/img", ("v1",))])
+    assert not report.ok
+    error = report.artifacts[0].error or ""
+    assert layer.digest in error and "1000" in error
+    assert fake_registry.count("/manifests/", "PUT") == 0

@@ -312,10 +312,27 @@ class RegistryClient:
         return bool(self._referrers_api)
 
     # -- blobs ------------------------------------------------------------------------------
-    def has_blob(self, repository: str, digest: str) -> bool:
-        response = self._request("HEAD", f"/v2/{repository}/blobs/{digest}", missing_ok=True,
-                                 what=f"blob {repository}@{digest}")
-        return response is not None
+    def has_blob(self, repository: str, digest: str, size: int | None = None) -> bool:
+        """Whether the registry holds ``digest`` in ``repository``.
+
+        With ``size``, the blob counts as present only if the registry reports that many bytes:
+        a ``Content-Length`` that disagrees is an IntegrityError, and a missing one means "not
+        confirmed" (False: the caller uploads, and the registry keeps what it has).
+        """
+        what = f"blob {self.registry}/{repository}@{digest}"
+        response = self._request("HEAD", f"/v2/{repository}/blobs/{digest}", missing_ok=True, what=what)
+        if response is None:
+            return False
+        if size is None:
+            return True
+        length = response.headers.get("content-length", "")
+        if not length.isdigit():
+            log.info("%s: the registry answered HEAD without a Content-Length; uploading to be sure", what)
+            return False
+        if int(length) != size:
+            raise IntegrityError(f"{what}: the registry holds {int(length)} bytes under this digest, "
+                                 f"but its descriptor says {size}; not taken as present")
+        return True
 
     @contextmanager
     def open_blob(self, repository: str, descriptor: Descriptor,
