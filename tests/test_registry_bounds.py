@@ -25,10 +25,11 @@ from contextlib import contextmanager, suppress
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 
 from ferry.copy import CopyRequest, copy_artifacts
-from ferry.errors import IntegrityError, RegistryError
+from ferry.errors import IntegrityError, RegistryError, TransientRegistryError
 from ferry.oci.descriptor import Descriptor
 from ferry.registry.client import RegistryClient
 from ferry.registry.credentials import Credentials
@@ -36,6 +37,7 @@ from ferry.registry.retry import RetryPolicy
 from ferry.transports.registry import RegistryDestination, RegistrySource
 from tests.harness import content as c
 from tests.harness._http import LoopbackServer, QuietHandler
+from tests.harness.faultproxy import FaultProxy
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -422,3 +424,174 @@ def test_copy_onto_a_wrong_size_blob_fails_before_any_manifest(registry, fake_re
     error = report.artifacts[0].error or ""
     assert layer.digest in error and "1000" in error
     assert fake_registry.count("/manifests/", "PUT") == 0
+
+
+# --- 4. and 5. upload sessions: cancel what is abandoned, keep what arrived ---------------------
+
+
+@pytest.fixture
+def proxy(registry_b) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(registry_b.host)
+    yield proxy
+    proxy.stop()
+
+
+def upload_sessions(proxy: FaultProxy) -> set[str]:
+    """Paths of the upload sessions the client used (``/v2/<repo>/blobs/uploads/<uuid>``)."""
+    with proxy._lock:
+        keys = list(proxy.requests)
+    return {key.split(" ", 1)[1] for key in keys
+            if key.split(" ", 1)[0] in ("PATCH", "PUT") and "/blobs/uploads/" in key
+            and not key.endswith("/blobs/uploads/")}
+
+
+def session_status(registry_b, path: str) -> int:
+    return httpx.get(f"{registry_b.url}{path}").status_code
+
+
+def test_integrity_failure_cancels_the_upload_session(fake_registry, registry_b, proxy, unique_repo):
+    image, layer = image_with_layer(1_000_000, 41)
+    for blob in image.all_blobs():
+        fake_registry.add_blob(blob.data)
+    fake_registry.add_blob(bytes([layer.data[0] ^ 0xFF]) + layer.data[1:], digest=layer.digest)  # same size
+    with RegistryClient(fake_registry.host, retry=FAST) as src, \
+            RegistryClient(proxy.host, retry=FAST, chunk_size=256 * KiB, monolithic_limit=512 * KiB) as dst, \
+            pytest.raises(IntegrityError, match="digest mismatch"):
+        dst.push_blob(unique_repo, descriptor_of(layer),
+                      lambda: RegistrySource(src).open_blob("src/img", descriptor_of(layer)))
+    sessions = upload_sessions(proxy)
+    assert len(sessions) == 1  # chunks were sent: the session held ~768 KiB of bad bytes
+    assert proxy.count("/blobs/uploads/", "DELETE") == 1
+    for path in sessions:
+        assert session_status(registry_b, path) == 404, path
+    assert httpx.head(f"{registry_b.url}/v2/{unique_repo}/blobs/{layer.digest}").status_code == 404
+
+
+def test_upload_given_up_cancels_every_session(fake_registry, registry_b, proxy, unique_repo):
+    layer = c.random_layer(1_000_000, 42)
+    fake_registry.add_blob(layer.data)
+    fake_registry.truncate_blob(layer.digest, 600_000)  # every read dies after two chunks
+    with RegistryClient(fake_registry.host, retry=FAST) as src, \
+            RegistryClient(proxy.host, retry=FAST, chunk_size=256 * KiB, monolithic_limit=512 * KiB) as dst:
+        # Each attempt gets the registry to accept two chunks again: that is no new ground, so it
+        # must not refill the budget (the upload would restart forever).
+        error = within(60, lambda: dst.push_blob(
+            unique_repo, descriptor_of(layer), lambda: RegistrySource(src).open_blob("src/img", descriptor_of(layer))))
+    assert isinstance(error, TransientRegistryError), error
+    assert "gave up after 3 attempts" in str(error) and "connection lost" in str(error)
+    sessions = upload_sessions(proxy)
+    assert len(sessions) == 3  # one per attempt, each holding two chunks
+    for path in sessions:
+        assert session_status(registry_b, path) == 404, path
+
+
+def test_lost_commit_answer_of_a_chunked_upload_counts_as_done(registry_b, proxy, unique_repo):
+    layer = c.random_layer(1_000_000, 51)
+    proxy.cut_request("PUT", nth=1, after_body_bytes=0, path_substring="/blobs/uploads/")  # answer lost
+    with RegistryClient(proxy.host, retry=FAST, chunk_size=256 * KiB, monolithic_limit=512 * KiB) as dst:
+        sent = dst.push_blob(unique_repo, descriptor_of(layer), opener_for(layer.data))
+    assert proxy.cuts == 1
+    assert sent == layer.size
+    assert c.get_blob(registry_b.url, unique_repo, layer.digest) == layer.data
+    assert proxy.count("/blobs/uploads/", "POST") == 1  # no restart
+    assert proxy.body_bytes["PATCH"] == layer.size  # nothing re-sent
+    assert proxy.count(f"/blobs/{layer.digest}", "HEAD") >= 1
+
+
+def test_lost_commit_answer_of_a_monolithic_upload_is_not_resent(registry_b, proxy, unique_repo):
+    layer = c.random_layer(100_000, 52)
+    proxy.cut_request("PUT", nth=1, after_body_bytes=layer.size, path_substring="/blobs/uploads/")
+    with RegistryClient(proxy.host, retry=FAST) as dst:
+        dst.push_blob(unique_repo, descriptor_of(layer), opener_for(layer.data))
+    assert proxy.cuts == 1
+    assert c.get_blob(registry_b.url, unique_repo, layer.digest) == layer.data
+    assert proxy.count("/blobs/uploads/", "POST") == 1
+    assert proxy.body_bytes["PUT"] == layer.size
+
+
+# --- 6. one retry budget per operation, one layer ---------------------------------------------
+
+
+def test_persistent_429_with_retry_after_60_gives_up_within_the_budget(fake_registry):
+    image, _ = image_with_layer(1000, 61)
+    fake_registry.add_manifest("slow/img", image.media_type, image.raw, tags=["v1"])
+    fake_registry.fail_next("/manifests/v1", 429, times=1000, headers={"Retry-After": "60"})
+    policy = RetryPolicy(attempts=5, base_delay=0.01, max_delay=0.02, max_elapsed=2.0)
+    started = time.monotonic()
+    with RegistryClient(fake_registry.host, retry=policy) as client:
+        error = within(30, lambda: client.get_manifest("slow/img", "v1"))
+    elapsed = time.monotonic() - started
+    assert isinstance(error, TransientRegistryError), error
+    assert "gave up after 2 attempts / 2." in str(error) and "429" in str(error)
+    assert 1.9 <= elapsed < 5, elapsed  # one wait, capped at what was left of the budget (not 60 s)
+    assert fake_registry.count("/manifests/v1", "GET") == 2
+
+
+def test_nested_retries_do_not_multiply_in_an_upload(scripted):
+    def respond(handler: QuietHandler, url: Any) -> None:
+        if handler.command == "HEAD":
+            handler.reply(404, b"", head=True)
+        else:
+            handler.reply_json(503, {"errors": [{"code": "UNAVAILABLE"}]})
+
+    server = scripted(respond)
+    blob = c.random_layer(2000, 62)
+    policy = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.02)
+    with RegistryClient(server.host, retry=policy) as client, pytest.raises(TransientRegistryError) as info:
+        client.push_blob("nest/img", descriptor_of(blob), opener_for(blob.data))
+    assert "gave up after 4 attempts" in str(info.value) and "503" in str(info.value)
+    assert server.count("/blobs/uploads/", "POST") == 4  # not 4 x 4
+
+
+def test_source_retries_do_not_multiply_inside_a_destination_upload(fake_registry, registry_b, unique_repo):
+    blob = c.random_layer(5000, 63)
+    fake_registry.add_blob(blob.data)
+    fake_registry.fail_next(f"/blobs/{blob.digest}", 503, times=100, method="GET")
+    with RegistryClient(fake_registry.host, retry=FAST) as src, RegistryClient(registry_b.host, retry=FAST) as dst, \
+            pytest.raises(TransientRegistryError) as info:
+        RegistryDestination(dst).put_blob(unique_repo, descriptor_of(blob),
+                                          lambda: RegistrySource(src).open_blob("src/img", descriptor_of(blob)))
+    assert "gave up after 3 attempts" in str(info.value)
+    assert fake_registry.host in str(info.value)  # blamed on the source that failed
+    assert fake_registry.count(f"/blobs/{blob.digest}", "GET") == 3  # not 3 x 3
+
+
+def test_a_source_fault_inside_an_upload_is_retried_where_it_happened(fake_registry, registry_b, proxy, unique_repo):
+    blob = c.random_layer(5000, 64)
+    fake_registry.add_blob(blob.data)
+    fake_registry.fail_next(f"/blobs/{blob.digest}", 503, times=1, method="GET")
+    with RegistryClient(fake_registry.host, retry=FAST) as src, RegistryClient(proxy.host, retry=FAST) as dst:
+        RegistryDestination(dst).put_blob(unique_repo, descriptor_of(blob),
+                                          lambda: RegistrySource(src).open_blob("src/img", descriptor_of(blob)))
+    assert c.get_blob(registry_b.url, unique_repo, blob.digest) == blob.data
+    assert fake_registry.count(f"/blobs/{blob.digest}", "GET") == 2
+    assert proxy.count("/blobs/uploads/", "POST") == 1  # the upload session was kept, not restarted
+
+
+def test_stalled_registry_fails_in_bounded_time(scripted):
+    def respond(handler: QuietHandler, url: Any) -> None:
+        owner: ScriptedServer = handler.server.owner  # type: ignore[attr-defined]
+        owner.stopping.wait(60)  # read the request, never answer
+        handler.close_connection = True
+
+    server = scripted(respond)
+    policy = RetryPolicy(attempts=100, base_delay=0.01, max_delay=0.05, max_elapsed=2.0)
+    started = time.monotonic()
+    with RegistryClient(server.host, retry=policy, timeout=0.5, connect_timeout=0.5) as client:
+        error = within(30, lambda: client.get_manifest("stall/img", "v1"))
+    elapsed = time.monotonic() - started
+    assert isinstance(error, TransientRegistryError), error
+    assert "gave up after" in str(error) and "ReadTimeout" in str(error)
+    assert 2.0 <= elapsed < 4.0, elapsed  # the budget plus at most one read timeout
+
+
+def test_defaults_bound_every_request_and_operation():
+    with RegistryClient("127.0.0.1:1") as client:
+        timeout = client._http.timeout
+        for name in ("connect", "read", "write", "pool"):
+            value = getattr(timeout, name)
+            assert value is not None and 0 < value <= 60, (name, value)
+        policy = client.retry
+    assert policy.max_elapsed <= 300 and policy.max_retry_after <= policy.max_elapsed
+    # Worst case for one operation against a registry that never answers: the budget plus one read.
+    assert policy.max_elapsed + timeout.read <= 180

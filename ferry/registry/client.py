@@ -2,9 +2,10 @@
 
 One :class:`RegistryClient` per registry holds one pooled ``httpx.Client`` and is safe to share
 between threads. Every error is translated into :mod:`ferry.errors`; transient faults (connection
-errors, 5xx, 429) on replayable requests are retried here with backoff, honouring ``Retry-After``.
+errors, 5xx, 429) are retried under one budget per operation (:mod:`ferry.registry.retry`).
 Blob uploads, whose bodies are streams, are retried by :meth:`RegistryClient.push_blob` itself:
-small blobs by reopening their source, chunked ones by resuming from the server's ``Range``.
+small blobs by reopening their source, chunked ones by resuming from the server's ``Range``; a
+failed upload first checks whether the blob arrived after all, and cancels the sessions it leaves.
 
 Everything is bounded: bodies are read as streams under caps (:mod:`ferry.registry.bodies`),
 tag pagination stops at repeated pages, at ``max_tag_pages`` and at links to other hosts, and
@@ -16,15 +17,15 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from ferry.errors import (
+    FerryError,
     IntegrityError,
     NotFoundError,
     RegistryError,
@@ -46,7 +47,7 @@ from ferry.registry.bodies import (
     read_prefix,
 )
 from ferry.registry.credentials import Credentials
-from ferry.registry.retry import RetryPolicy, parse_retry_after, with_retries
+from ferry.registry.retry import RetryBudget, RetryPolicy, operation, parse_retry_after, with_retries
 from ferry.streams import rechunk
 
 log = logging.getLogger(__name__)
@@ -86,11 +87,28 @@ class Reply:
             raise RegistryError(f"{what}: the registry answered with invalid JSON", status=self.status_code) from exc
 
 
+@dataclass
+class _Upload:
+    """One blob upload in progress: the open session (None when there is none), the bytes sent by
+    the current attempt, and the furthest offset any attempt got the registry to accept."""
+
+    repository: str
+    descriptor: Descriptor
+    location: str | None = None
+    sent: int = 0
+    furthest: int = 0
+
+
+class _StartOver(TransientRegistryError):
+    """The upload session cannot be resumed (the registry dropped it, or holds less than was sent):
+    the upload restarts from the first byte, without a further wait (the wait was already taken)."""
+
+
 class RegistryClient:
     """Talks the Distribution API to ``registry`` (a host[:port], or ``docker.io``).
 
     ``timeout`` bounds each read, write and wait for a pooled connection, ``connect_timeout``
-    each connection; ``retry`` says how transient faults are retried; ``max_tag_pages`` caps tag
+    each connection; ``retry`` is the budget of every operation; ``max_tag_pages`` caps tag
     list pagination.
     """
 
@@ -149,11 +167,11 @@ class RegistryClient:
 
     def _request(self, method: str, url: str, *, what: str, ok: tuple[int, ...] = (200,),
                  missing_ok: bool = False, limit: int | None = MAX_JSON_BYTES, body_what: str | None = None,
-                 **kwargs: Any) -> Reply | None:
+                 once: bool = False, **kwargs: Any) -> Reply | None:
         """Send a replayable request as one operation; ``None`` for 404 when ``missing_ok``.
 
         The body is read up to ``limit`` bytes (BodyTooLargeError past it, naming ``body_what``);
-        with ``limit=None`` it is not wanted and only drained a little.
+        with ``limit=None`` it is not wanted and only drained a little. ``once``: never retried.
         """
 
         def attempt() -> Reply | None:
@@ -170,7 +188,7 @@ class RegistryClient:
                 return None
             raise self._error(response, what)
 
-        return with_retries(attempt, self.retry, what=f"{method} {what}")
+        return attempt() if once else with_retries(attempt, self.retry, what=f"{method} {what}")
 
     def _error(self, response: httpx.Response, what: str) -> RegistryError:
         status = response.status_code
@@ -312,7 +330,7 @@ class RegistryClient:
         return bool(self._referrers_api)
 
     # -- blobs ------------------------------------------------------------------------------
-    def has_blob(self, repository: str, digest: str, size: int | None = None) -> bool:
+    def has_blob(self, repository: str, digest: str, size: int | None = None, *, once: bool = False) -> bool:
         """Whether the registry holds ``digest`` in ``repository``.
 
         With ``size``, the blob counts as present only if the registry reports that many bytes:
@@ -320,7 +338,8 @@ class RegistryClient:
         confirmed" (False: the caller uploads, and the registry keeps what it has).
         """
         what = f"blob {self.registry}/{repository}@{digest}"
-        response = self._request("HEAD", f"/v2/{repository}/blobs/{digest}", missing_ok=True, what=what)
+        response = self._request("HEAD", f"/v2/{repository}/blobs/{digest}", missing_ok=True, what=what,
+                                 once=once)
         if response is None:
             return False
         if size is None:
@@ -375,106 +394,160 @@ class RegistryClient:
             return True
         location = response.headers.get("location")
         if location:  # the registry opened an upload instead; cancel it
-            with suppress(TransientRegistryError):
-                read_prefix(self._send(self._http.build_request("DELETE", self._absolute(location))))
+            self._cancel_session(self._absolute(location))
         return False
 
     def push_blob(self, repository: str, descriptor: Descriptor, opener: BlobOpener) -> int:
         """Upload a blob from ``opener`` and return the bytes sent.
 
-        Blobs up to ``monolithic_limit`` go in one PUT (retried by reopening the source); larger
-        ones go in PATCH chunks of ``chunk_size``, and a failed chunk resumes from the offset the
-        server reports. The registry verifies the digest before committing, so a failed or
-        mismatched upload leaves nothing behind.
+        Blobs up to ``monolithic_limit`` go in one PUT; larger ones go in PATCH chunks of
+        ``chunk_size``, and a failed chunk resumes from the offset the server reports. One retry
+        budget covers the whole upload. After any failure the blob is looked up (HEAD, with its
+        size checked) before anything else: a commit whose answer was lost counts as done. Every
+        session given up (before a restart, or when the upload fails for good) is cancelled with
+        a DELETE. The registry verifies the digest before committing, so a failed or mismatched
+        upload leaves nothing behind.
         """
-        if descriptor.size <= self.monolithic_limit:
-            return with_retries(lambda: self._push_monolithic(repository, descriptor, opener), self.retry,
-                                what=f"upload {descriptor.digest}")
-        return with_retries(lambda: self._push_chunked(repository, descriptor, opener), self.retry,
-                            what=f"upload {descriptor.digest}")
+        upload = _Upload(repository, descriptor)
+        what = f"upload {descriptor.digest} to {self.registry}/{repository}"
+        with operation(self.retry, what) as budget:
+            try:
+                return self._upload_until_done(upload, opener, budget)
+            finally:
+                self._cancel_upload(upload)
 
-    def _start_upload(self, repository: str) -> str:
-        response = self._request("POST", f"/v2/{repository}/blobs/uploads/", ok=(202,), limit=None,
-                                 what=f"start upload to {self.registry}/{repository}")
+    def _upload_until_done(self, upload: _Upload, opener: BlobOpener, budget: RetryBudget) -> int:
+        descriptor = upload.descriptor
+        while True:
+            upload.sent = 0
+            try:
+                if descriptor.size <= self.monolithic_limit:
+                    self._push_monolithic(upload, opener)
+                else:
+                    self._push_chunked(upload, opener, budget)
+                return upload.sent
+            except FerryError as exc:
+                error = exc
+            if self._blob_arrived(upload):
+                log.info("upload of %s to %s/%s failed (%s), but the registry has the blob: done",
+                         descriptor.digest, self.registry, upload.repository, error)
+                upload.location = None  # committed: there is no session left to cancel
+                return upload.sent
+            self._cancel_upload(upload)
+            if not isinstance(error, _StartOver):
+                budget.backoff(error)
+
+    def _blob_arrived(self, upload: _Upload) -> bool:
+        """After a failed upload: whether the blob is there with the right size (a lost commit answer)."""
+        try:
+            return self.has_blob(upload.repository, upload.descriptor.digest, size=upload.descriptor.size,
+                                 once=True)
+        except IntegrityError:
+            raise
+        except FerryError as exc:
+            log.info("could not check for %s after a failed upload: %s", upload.descriptor.digest, exc)
+            return False
+
+    def _cancel_upload(self, upload: _Upload) -> None:
+        location, upload.location = upload.location, None
+        if location:
+            self._cancel_session(location)
+
+    def _cancel_session(self, location: str) -> None:
+        """Best effort, one bounded DELETE of an upload session that will not be finished."""
+        try:
+            request = self._http.build_request("DELETE", location, timeout=httpx.Timeout(10.0))
+            read_prefix(self._send(request))
+        except FerryError as exc:  # the registry expires abandoned sessions itself eventually
+            log.info("could not cancel upload session %s: %s", redact(location), exc)
+
+    def _start_upload(self, upload: _Upload) -> str:
+        response = self._request("POST", f"/v2/{upload.repository}/blobs/uploads/", ok=(202,), limit=None,
+                                 what=f"start upload to {self.registry}/{upload.repository}")
         assert response is not None
         location = response.headers.get("location")
         if not location:
             raise RegistryError(f"registry {self.registry} started an upload without a Location")
-        return self._absolute(location)
+        upload.location = self._absolute(location)
+        return upload.location
 
     def _absolute(self, location: str) -> str:
         return str(httpx.URL(self.base_url).join(location))
 
-    def _push_monolithic(self, repository: str, descriptor: Descriptor, opener: BlobOpener) -> int:
-        location = self._start_upload(repository)
+    def _push_monolithic(self, upload: _Upload, opener: BlobOpener) -> None:
+        descriptor = upload.descriptor
+        location = self._start_upload(upload)
         url = httpx.URL(location).copy_merge_params({"digest": descriptor.digest})
         with opener() as chunks:
             request = self._http.build_request(
                 "PUT", url, content=chunks,
                 headers={"Content-Type": "application/octet-stream", "Content-Length": str(descriptor.size)})
             response = self._send(request)
+        upload.sent = descriptor.size
         if response.status_code not in (201, 204):
-            raise self._error(response, f"upload {descriptor.digest} to {self.registry}/{repository}")
+            raise self._error(response, f"upload {descriptor.digest} to {self.registry}/{upload.repository}")
         read_prefix(response)
-        return descriptor.size
+        upload.location = None
 
-    def _push_chunked(self, repository: str, descriptor: Descriptor, opener: BlobOpener) -> int:
-        location = self._start_upload(repository)
+    def _push_chunked(self, upload: _Upload, opener: BlobOpener, budget: RetryBudget) -> None:
+        descriptor = upload.descriptor
+        self._start_upload(upload)
         offset = 0
-        sent = 0
         with opener() as stream:
             for chunk in rechunk(stream, self.chunk_size):
-                location, accepted = self._patch_with_resume(location, chunk, offset, descriptor)
-                sent += accepted
+                self._patch_with_resume(upload, chunk, offset, budget)
                 offset += len(chunk)
-        url = httpx.URL(location).copy_merge_params({"digest": descriptor.digest})
-        response = self._request("PUT", str(url), ok=(201, 204), content=b"", limit=None,
-                                 what=f"commit upload {descriptor.digest} to {self.registry}/{repository}")
-        assert response is not None
-        return sent
+        assert upload.location is not None
+        url = httpx.URL(upload.location).copy_merge_params({"digest": descriptor.digest})
+        self._request("PUT", str(url), ok=(201, 204), content=b"", limit=None,
+                      what=f"commit upload {descriptor.digest} to {self.registry}/{upload.repository}")
+        upload.location = None
 
-    def _patch_with_resume(self, location: str, chunk: bytes, offset: int, descriptor: Descriptor) -> tuple[str, int]:
-        """PATCH one chunk at ``offset``; on a transient fault ask the server how much it has and resend the rest."""
+    def _patch_with_resume(self, upload: _Upload, chunk: bytes, offset: int, budget: RetryBudget) -> None:
+        """PATCH one chunk at ``offset``; on a transient fault ask the server how much it has and
+        send the rest, drawing waits and attempts from the upload's budget."""
+        descriptor = upload.descriptor
         start = offset
-        sent = 0
-        for attempt in range(self.retry.attempts):
+        while True:
             body = chunk[start - offset:]
             if not body:
-                return location, sent
+                return
+            assert upload.location is not None
             headers = {"Content-Type": "application/octet-stream",
                        "Content-Range": f"{start}-{start + len(body) - 1}", "Content-Length": str(len(body))}
             try:
                 # A one-shot iterator, not bytes: httpx keeps requests alive in reference cycles
                 # until the GC runs, and with bytes every chunk sent so far would stay in memory.
-                request = self._http.build_request("PATCH", location, content=_once(body), headers=headers)
+                request = self._http.build_request("PATCH", upload.location, content=_once(body), headers=headers)
                 response = self._send(request)
                 if response.status_code == 202:
                     read_prefix(response)
-                    sent += len(body)
-                    return self._absolute(response.headers.get("location") or location), sent
+                    upload.sent += len(body)
+                    upload.location = self._absolute(response.headers.get("location") or upload.location)
+                    if start + len(body) > upload.furthest:
+                        # Only new ground is progress: a restarted upload re-sending what an
+                        # abandoned session held must not refill the budget (it would never end).
+                        upload.furthest = start + len(body)
+                        budget.progressed()
+                    return
                 error = self._error(response, f"upload chunk of {descriptor.digest}")
-                if not error.transient:
-                    raise error
             except TransientRegistryError as exc:
                 error = exc
-            if attempt == self.retry.attempts - 1:
-                raise error
-            time.sleep(self.retry.delay(attempt, error.retry_after))
+            budget.backoff(error)  # raises when permanent or when the budget is spent
             try:
-                location, start = self._upload_status(location)
+                upload.location, start = self._upload_status(upload.location)
             except NotFoundError as exc:
                 # distribution invalidates (and cancels) a session whose PATCH died mid-body:
-                # the upload must start over, which push_blob's retry does from a fresh stream.
-                raise TransientRegistryError(
+                # the upload must start over from a fresh stream.
+                raise _StartOver(
                     f"upload of {descriptor.digest} to {self.registry}: the registry dropped the interrupted "
                     f"upload session ({exc}); starting over") from exc
             if not offset <= start <= offset + len(chunk):
                 # The server holds less than the chunks already sent (or more than this one):
                 # those bytes are gone from memory, so the upload starts over from a fresh stream.
-                raise TransientRegistryError(
+                raise _StartOver(
                     f"upload of {descriptor.digest} to {self.registry}: the registry reports offset {start}, "
                     f"outside the chunk {offset}-{offset + len(chunk)} in hand; starting over")
-        raise AssertionError("unreachable")
 
     def _upload_status(self, location: str) -> tuple[str, int]:
         """Where an interrupted upload stands: (its location, the next offset the server expects)."""
