@@ -17,26 +17,31 @@ DOCKER_HUB = "docker.io"
 DOCKER_HUB_ENDPOINT = "registry-1.docker.io"
 DEFAULT_TAG = "latest"
 
+# The distribution grammar (github.com/distribution/reference), ASCII only and always matched
+# whole with ``fullmatch``: ``re.match`` with ``$`` would let a trailing newline through, and
+# ``\w`` would let any Unicode letter or digit through.
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_REPOSITORY_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-_TAG_RE = re.compile(r"^[\w][\w.-]{0,127}$")
-_DIGEST_RE = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
-_HOST_RE = re.compile(
-    r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
-    r"|\[[0-9a-fA-F:.]+\])(?::[0-9]{1,5})?$"
-)
+_REPOSITORY_RE = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+#: Tag globs of ArtifactSpec (``allow_glob``): tag characters plus ``* ? [ ] !``.
+_TAG_GLOB_RE = re.compile(r"[A-Za-z0-9_.*?\[\]!-]{1,128}")
+#: Ferry verifies sha256 and sha512 only, so only those are valid: lower-case hex of their length.
+_DIGEST_RE = re.compile(r"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")
+_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_HOST_RE = re.compile(rf"(?:{_LABEL}(?:\.{_LABEL})*|\[[0-9a-fA-F:.]+\])(?::[0-9]{{1,5}})?")
+MAX_REPOSITORY_LENGTH = 255
 
 
 def is_valid_digest(value: str) -> bool:
-    return bool(_DIGEST_RE.match(value))
+    return bool(_DIGEST_RE.fullmatch(value))
 
 
 def is_valid_tag(value: str) -> bool:
-    return bool(_TAG_RE.match(value))
+    return bool(_TAG_RE.fullmatch(value))
 
 
 def is_valid_repository(value: str) -> bool:
-    return len(value) <= 255 and bool(_REPOSITORY_RE.match(value))
+    return len(value) <= MAX_REPOSITORY_LENGTH and bool(_REPOSITORY_RE.fullmatch(value))
 
 
 def _host_without_port(registry: str) -> str:
@@ -78,8 +83,11 @@ class Reference:
         for single-component names). Raises :class:`InvalidReferenceError` naming the text.
         """
         original = text
-        if not text or text != text.strip():
-            raise InvalidReferenceError(f"invalid reference {original!r}: empty or surrounded by spaces")
+        if not text:
+            raise InvalidReferenceError(f"invalid reference {original!r}: empty")
+        if text != text.strip():
+            raise InvalidReferenceError(
+                f"invalid reference {original!r}: starts or ends with whitespace (a space or line break)")
         for scheme in ("docker://", "oci://"):
             if text.startswith(scheme):
                 text = text[len(scheme) :]
@@ -146,7 +154,7 @@ def _split_registry(text: str) -> tuple[str | None, str]:
         return None, text
     first = text[:slash]
     if "." in first or ":" in first or first == "localhost" or first.lower() != first:
-        if not _HOST_RE.match(first):
+        if not _HOST_RE.fullmatch(first):
             raise InvalidReferenceError(f"invalid reference {text!r}: registry {first!r} is not a valid host[:port]")
         return first, text[slash + 1 :]
     return None, text
@@ -175,7 +183,7 @@ class ArtifactSpec:
         tag = None
         if ":" in text:
             text, tag = text.rsplit(":", 1)
-            glob_ok = allow_glob and re.fullmatch(r"[\w.*?\[\]!-]{1,128}", tag or "")
+            glob_ok = allow_glob and _TAG_GLOB_RE.fullmatch(tag)
             if not (is_valid_tag(tag) or glob_ok):
                 raise InvalidReferenceError(f"invalid artifact {original!r}: bad tag {tag!r}")
         if not is_valid_repository(text):

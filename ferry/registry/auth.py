@@ -25,12 +25,15 @@ from urllib.parse import urlsplit
 import httpx
 
 from ferry.errors import AuthenticationError, CredentialError, TransientRegistryError
+from ferry.registry.bodies import MAX_JSON_BYTES, cap_stream
 from ferry.registry.credentials import Credentials
 
 AZURE_AD_SCOPE = "https://management.azure.com/.default"
 _PATH_RE = re.compile(r"^/v2/(?P<name>.+?)/(?:manifests|blobs|tags|referrers)/")
 _PARAM_RE = re.compile(r'(\w+)="([^"]*)"')
 _TOKEN_LIFETIME_MARGIN = 30.0
+#: Token requests ask for an unencoded answer, so the cap on the bytes read is a cap on memory.
+_TOKEN_HEADERS = {"Accept-Encoding": "identity"}
 
 
 @dataclass(frozen=True)
@@ -126,12 +129,12 @@ class RegistryAuth(httpx.Auth):
             refresh = creds.identity_token or (yield from self._acr_exchange(realm, service))
             form = {"grant_type": "refresh_token", "refresh_token": refresh, "service": service, "scope": scope,
                     "client_id": "ferry"}
-            response = yield httpx.Request("POST", realm, data=form)
+            response = yield httpx.Request("POST", realm, data=form, headers=_TOKEN_HEADERS)
         else:
             params = {"service": service} if service else {}
             if scope:
                 params["scope"] = scope
-            headers = {}
+            headers = dict(_TOKEN_HEADERS)
             if creds.username and creds.password:
                 headers["Authorization"] = _basic(creds.username, creds.password)
             response = yield httpx.Request("GET", realm, params=params, headers=headers)
@@ -154,8 +157,8 @@ class RegistryAuth(httpx.Auth):
         form = {"grant_type": "access_token", "service": service, "access_token": aad_token}
         if creds.azure_tenant:
             form["tenant"] = creds.azure_tenant
-        response = yield httpx.Request("POST", exchange_url, data=form)
-        response.read()
+        response = yield httpx.Request("POST", exchange_url, data=form, headers=_TOKEN_HEADERS)
+        self._read_capped(response, f"answer of {urlsplit(exchange_url).netloc}/oauth2/exchange")
         if response.status_code in (401, 403):
             raise AuthenticationError(
                 f"registry {self.registry} rejected the Azure AD token at /oauth2/exchange "
@@ -166,8 +169,18 @@ class RegistryAuth(httpx.Auth):
             self._acr_refresh_token = refresh
         return refresh
 
+    def _read_capped(self, response: httpx.Response, what: str) -> None:
+        """Read a token service's answer, refusing it past 4 MiB before that much is read."""
+        cap_stream(response, MAX_JSON_BYTES, what=f"token service {what} for {self.registry}")
+        try:
+            response.read()
+        except httpx.TransportError as exc:
+            raise TransientRegistryError(
+                f"token service of {self.registry}: connection lost while reading: {type(exc).__name__}") from exc
+
     def _read_token(self, response: httpx.Response, realm: str) -> tuple[str, float]:
-        response.read()
+        parts = urlsplit(realm)
+        self._read_capped(response, f"answer of {parts.netloc}{parts.path}")
         if response.status_code in (401, 403):
             who = f"user {self.credentials.username!r}" if self.credentials.username else "these credentials"
             raise AuthenticationError(

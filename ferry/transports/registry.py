@@ -102,7 +102,7 @@ class RegistryDestination:
         return self.client.registry
 
     def has_blob(self, repository: str, descriptor: Descriptor) -> bool:
-        present = self.client.has_blob(repository, descriptor.digest)
+        present = self.client.has_blob(repository, descriptor.digest, size=descriptor.size)
         if present:
             self._remember(repository, descriptor)
         return present
