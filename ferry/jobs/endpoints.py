@@ -120,7 +120,7 @@ def registry_client(endpoint: RegistryEndpoint, env: JobEnvironment, stack: Exit
     credentials = registry_credentials(endpoint, env)
     insecure = endpoint.insecure or endpoint.registry in env.settings.insecure_registries
     client = stack.enter_context(RegistryClient(endpoint.registry, credentials, insecure=insecure,
-                                                max_connections=max(8, parallelism * 2)))
+                                                max_connections=max(8, parallelism * 2), egress=env.egress))
     if env.check_credentials and not credentials.is_anonymous:
         client.check_access()
     return client

@@ -13,6 +13,8 @@ Blobs are never read whole: they are streamed and verified (``ferry.oci.descript
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -135,3 +137,49 @@ def cap_stream(response: httpx.Response, limit: int, *, what: str | None = None)
     if error is not None and announced is not None and announced > limit:
         raise too_large(what or "", limit, announced, response.status_code)
     response.stream = CappedStream(response.stream, limit, error)
+
+
+def bound_unread_bodies(response: httpx.Response) -> None:
+    """httpx reads the bodies of 401 challenges and redirects itself: cut them at 64 KiB."""
+    if response.status_code == 401 or response.has_redirect_location:
+        cap_stream(response, MAX_ERROR_BYTES)
+
+
+_LINK_RE = re.compile(r"<([^>]*)>([^,<]*)")
+_REL_NEXT_RE = re.compile(r""";\s*rel\s*=\s*"?([^";]*)"?""", re.IGNORECASE)
+
+
+def next_link(values: list[str]) -> str | None:
+    """The target of the first ``rel="next"`` link among ``Link`` header values (RFC 8288)."""
+    for value in values:
+        for match in _LINK_RE.finditer(value):
+            rel = _REL_NEXT_RE.search(match[2])
+            if rel and "next" in rel[1].lower().split():
+                return match[1].strip()
+    return None
+
+
+_ERROR_CODE_RE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
+_UNSAFE_RE = re.compile(r"[^A-Za-z0-9 .,:;/@_()'+=-]")
+
+
+def error_detail(body: bytes, cut: bool) -> str:
+    """What of a registry's error body may be shown: its Distribution error codes, each with a
+    sanitised message (printable ASCII, at most 100 characters). Anything else a remote host sends
+    (HTML, free text, another service's body) is never echoed."""
+    try:
+        parsed = json.loads(body) if not cut else None
+    except ValueError:
+        parsed = None
+    errors = parsed.get("errors") if isinstance(parsed, dict) else None
+    if not isinstance(errors, list):
+        return ""
+    shown = []
+    for error in errors[:5]:
+        code = error.get("code") if isinstance(error, dict) else None
+        if not isinstance(code, str) or not _ERROR_CODE_RE.fullmatch(code):
+            continue
+        message = error.get("message")
+        text = _UNSAFE_RE.sub("?", message)[:100].strip() if isinstance(message, str) else ""
+        shown.append(f"{code}: {text}" if text else code)
+    return "; ".join(shown)

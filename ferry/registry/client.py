@@ -16,18 +16,16 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from ferry.egress import EgressPolicy
 from ferry.errors import (
-    FerryError,
     IntegrityError,
-    NotFoundError,
     RegistryError,
     TransientRegistryError,
     error_for_status,
@@ -42,19 +40,20 @@ from ferry.registry.bodies import (
     MAX_ERROR_BYTES,
     MAX_JSON_BYTES,
     MAX_MANIFEST_BYTES,
-    cap_stream,
+    bound_unread_bodies,
+    error_detail,
+    next_link,
     read_capped,
     read_prefix,
 )
 from ferry.registry.credentials import Credentials
-from ferry.registry.retry import RetryBudget, RetryPolicy, operation, parse_retry_after, with_retries
-from ferry.streams import rechunk
+from ferry.registry.guard import GuardedTransport
+from ferry.registry.retry import RetryPolicy, parse_retry_after, with_retries
+from ferry.registry.upload import BlobUploads
 
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
-#: A stream of blob bytes; opening it again restarts from the first byte.
-BlobOpener = Callable[[], AbstractContextManager[Iterator[bytes]]]
 
 
 @dataclass(frozen=True)
@@ -87,29 +86,13 @@ class Reply:
             raise RegistryError(f"{what}: the registry answered with invalid JSON", status=self.status_code) from exc
 
 
-@dataclass
-class _Upload:
-    """One blob upload in progress: the open session (None when there is none), the bytes sent by
-    the current attempt, and the furthest offset any attempt got the registry to accept."""
-
-    repository: str
-    descriptor: Descriptor
-    location: str | None = None
-    sent: int = 0
-    furthest: int = 0
-
-
-class _StartOver(TransientRegistryError):
-    """The upload session cannot be resumed (the registry dropped it, or holds less than was sent):
-    the upload restarts from the first byte, without a further wait (the wait was already taken)."""
-
-
-class RegistryClient:
+class RegistryClient(BlobUploads):
     """Talks the Distribution API to ``registry`` (a host[:port], or ``docker.io``).
 
     ``timeout`` bounds each read, write and wait for a pooled connection, ``connect_timeout``
     each connection; ``retry`` is the budget of every operation; ``max_tag_pages`` caps tag
-    list pagination.
+    list pagination. With ``egress``, every request (token realms, links, redirects included) is
+    refused before connecting unless its host is allowed.
     """
 
     def __init__(
@@ -125,6 +108,7 @@ class RegistryClient:
         timeout: float = 60.0,
         connect_timeout: float = 10.0,
         max_tag_pages: int = 1000,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.registry = registry
         self.endpoint = endpoint_for(registry)
@@ -136,15 +120,17 @@ class RegistryClient:
         self.max_tag_pages = max_tag_pages
         self.auth = RegistryAuth(registry, credentials or Credentials.anonymous())
         self._referrers_api: bool | None = None
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.Client(
             base_url=self.base_url,
             auth=self.auth,
             follow_redirects=True,
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            limits=limits,
+            transport=GuardedTransport(egress, f"registry {registry}", limits=limits) if egress else None,
             # Layers are compressed already and manifests are small: identity keeps every cap a cap.
             headers={"User-Agent": "ferry/0.1", "Accept-Encoding": "identity"},
-            event_hooks={"response": [_bound_unread_bodies]},
+            event_hooks={"response": [bound_unread_bodies]},
         )
 
     def close(self) -> None:
@@ -193,7 +179,7 @@ class RegistryClient:
     def _error(self, response: httpx.Response, what: str) -> RegistryError:
         status = response.status_code
         body, cut = read_prefix(response, MAX_ERROR_BYTES)
-        detail = _error_detail(body, cut)
+        detail = error_detail(body, cut)
         message = f"{what}: registry {self.registry} answered {status}" + (f" ({detail})" if detail else "")
         return error_for_status(status, redact(message),
                                 retry_after=parse_retry_after(response.headers.get("retry-after")))
@@ -290,7 +276,7 @@ class RegistryClient:
 
     def _next_page(self, response: Reply, what: str) -> str | None:
         """The absolute URL of the ``Link: <...>; rel="next"`` page, refused when on another host."""
-        link = _next_link(response.headers.get_list("link"))
+        link = next_link(response.headers.get_list("link"))
         if link is None:
             return None
         try:
@@ -397,207 +383,5 @@ class RegistryClient:
             self._cancel_session(self._absolute(location))
         return False
 
-    def push_blob(self, repository: str, descriptor: Descriptor, opener: BlobOpener) -> int:
-        """Upload a blob from ``opener`` and return the bytes sent.
-
-        Blobs up to ``monolithic_limit`` go in one PUT; larger ones go in PATCH chunks of
-        ``chunk_size``, and a failed chunk resumes from the offset the server reports. One retry
-        budget covers the whole upload. After any failure the blob is looked up (HEAD, with its
-        size checked) before anything else: a commit whose answer was lost counts as done. Every
-        session given up (before a restart, or when the upload fails for good) is cancelled with
-        a DELETE. The registry verifies the digest before committing, so a failed or mismatched
-        upload leaves nothing behind.
-        """
-        upload = _Upload(repository, descriptor)
-        what = f"upload {descriptor.digest} to {self.registry}/{repository}"
-        with operation(self.retry, what) as budget:
-            try:
-                return self._upload_until_done(upload, opener, budget)
-            finally:
-                self._cancel_upload(upload)
-
-    def _upload_until_done(self, upload: _Upload, opener: BlobOpener, budget: RetryBudget) -> int:
-        descriptor = upload.descriptor
-        while True:
-            upload.sent = 0
-            try:
-                if descriptor.size <= self.monolithic_limit:
-                    self._push_monolithic(upload, opener)
-                else:
-                    self._push_chunked(upload, opener, budget)
-                return upload.sent
-            except FerryError as exc:
-                error = exc
-            if self._blob_arrived(upload):
-                log.info("upload of %s to %s/%s failed (%s), but the registry has the blob: done",
-                         descriptor.digest, self.registry, upload.repository, error)
-                upload.location = None  # committed: there is no session left to cancel
-                return upload.sent
-            self._cancel_upload(upload)
-            if not isinstance(error, _StartOver):
-                budget.backoff(error)
-
-    def _blob_arrived(self, upload: _Upload) -> bool:
-        """After a failed upload: whether the blob is there with the right size (a lost commit answer)."""
-        try:
-            return self.has_blob(upload.repository, upload.descriptor.digest, size=upload.descriptor.size,
-                                 once=True)
-        except IntegrityError:
-            raise
-        except FerryError as exc:
-            log.info("could not check for %s after a failed upload: %s", upload.descriptor.digest, exc)
-            return False
-
-    def _cancel_upload(self, upload: _Upload) -> None:
-        location, upload.location = upload.location, None
-        if location:
-            self._cancel_session(location)
-
-    def _cancel_session(self, location: str) -> None:
-        """Best effort, one bounded DELETE of an upload session that will not be finished."""
-        try:
-            request = self._http.build_request("DELETE", location, timeout=httpx.Timeout(10.0))
-            read_prefix(self._send(request))
-        except FerryError as exc:  # the registry expires abandoned sessions itself eventually
-            log.info("could not cancel upload session %s: %s", redact(location), exc)
-
-    def _start_upload(self, upload: _Upload) -> str:
-        response = self._request("POST", f"/v2/{upload.repository}/blobs/uploads/", ok=(202,), limit=None,
-                                 what=f"start upload to {self.registry}/{upload.repository}")
-        assert response is not None
-        location = response.headers.get("location")
-        if not location:
-            raise RegistryError(f"registry {self.registry} started an upload without a Location")
-        upload.location = self._absolute(location)
-        return upload.location
-
-    def _absolute(self, location: str) -> str:
-        return str(httpx.URL(self.base_url).join(location))
-
-    def _push_monolithic(self, upload: _Upload, opener: BlobOpener) -> None:
-        descriptor = upload.descriptor
-        location = self._start_upload(upload)
-        url = httpx.URL(location).copy_merge_params({"digest": descriptor.digest})
-        with opener() as chunks:
-            request = self._http.build_request(
-                "PUT", url, content=chunks,
-                headers={"Content-Type": "application/octet-stream", "Content-Length": str(descriptor.size)})
-            response = self._send(request)
-        upload.sent = descriptor.size
-        if response.status_code not in (201, 204):
-            raise self._error(response, f"upload {descriptor.digest} to {self.registry}/{upload.repository}")
-        read_prefix(response)
-        upload.location = None
-
-    def _push_chunked(self, upload: _Upload, opener: BlobOpener, budget: RetryBudget) -> None:
-        descriptor = upload.descriptor
-        self._start_upload(upload)
-        offset = 0
-        with opener() as stream:
-            for chunk in rechunk(stream, self.chunk_size):
-                self._patch_with_resume(upload, chunk, offset, budget)
-                offset += len(chunk)
-        assert upload.location is not None
-        url = httpx.URL(upload.location).copy_merge_params({"digest": descriptor.digest})
-        self._request("PUT", str(url), ok=(201, 204), content=b"", limit=None,
-                      what=f"commit upload {descriptor.digest} to {self.registry}/{upload.repository}")
-        upload.location = None
-
-    def _patch_with_resume(self, upload: _Upload, chunk: bytes, offset: int, budget: RetryBudget) -> None:
-        """PATCH one chunk at ``offset``; on a transient fault ask the server how much it has and
-        send the rest, drawing waits and attempts from the upload's budget."""
-        descriptor = upload.descriptor
-        start = offset
-        while True:
-            body = chunk[start - offset:]
-            if not body:
-                return
-            assert upload.location is not None
-            headers = {"Content-Type": "application/octet-stream",
-                       "Content-Range": f"{start}-{start + len(body) - 1}", "Content-Length": str(len(body))}
-            try:
-                # A one-shot iterator, not bytes: httpx keeps requests alive in reference cycles
-                # until the GC runs, and with bytes every chunk sent so far would stay in memory.
-                request = self._http.build_request("PATCH", upload.location, content=_once(body), headers=headers)
-                response = self._send(request)
-                if response.status_code == 202:
-                    read_prefix(response)
-                    upload.sent += len(body)
-                    upload.location = self._absolute(response.headers.get("location") or upload.location)
-                    if start + len(body) > upload.furthest:
-                        # Only new ground is progress: a restarted upload re-sending what an
-                        # abandoned session held must not refill the budget (it would never end).
-                        upload.furthest = start + len(body)
-                        budget.progressed()
-                    return
-                error = self._error(response, f"upload chunk of {descriptor.digest}")
-            except TransientRegistryError as exc:
-                error = exc
-            budget.backoff(error)  # raises when permanent or when the budget is spent
-            try:
-                upload.location, start = self._upload_status(upload.location)
-            except NotFoundError as exc:
-                # distribution invalidates (and cancels) a session whose PATCH died mid-body:
-                # the upload must start over from a fresh stream.
-                raise _StartOver(
-                    f"upload of {descriptor.digest} to {self.registry}: the registry dropped the interrupted "
-                    f"upload session ({exc}); starting over") from exc
-            if not offset <= start <= offset + len(chunk):
-                # The server holds less than the chunks already sent (or more than this one):
-                # those bytes are gone from memory, so the upload starts over from a fresh stream.
-                raise _StartOver(
-                    f"upload of {descriptor.digest} to {self.registry}: the registry reports offset {start}, "
-                    f"outside the chunk {offset}-{offset + len(chunk)} in hand; starting over")
-
-    def _upload_status(self, location: str) -> tuple[str, int]:
-        """Where an interrupted upload stands: (its location, the next offset the server expects)."""
-        response = self._request("GET", location, ok=(204, 200), what="upload status", limit=None)
-        assert response is not None
-        received = response.headers.get("range", "0-0")
-        end = int(received.rsplit("-", 1)[-1]) if "-" in received else -1
-        next_offset = 0 if received in ("", "0-0") and end <= 0 else end + 1
-        return self._absolute(response.headers.get("location") or location), next_offset
-
-
-def _bound_unread_bodies(response: httpx.Response) -> None:
-    """httpx reads the bodies of 401 challenges and redirects itself: cut them at 64 KiB."""
-    if response.status_code == 401 or response.has_redirect_location:
-        cap_stream(response, MAX_ERROR_BYTES)
-
-
-_LINK_RE = re.compile(r"<([^>]*)>([^,<]*)")
-_REL_NEXT_RE = re.compile(r""";\s*rel\s*=\s*"?([^";]*)"?""", re.IGNORECASE)
-
-
-def _next_link(values: list[str]) -> str | None:
-    """The target of the first ``rel="next"`` link among ``Link`` header values (RFC 8288)."""
-    for value in values:
-        for match in _LINK_RE.finditer(value):
-            rel = _REL_NEXT_RE.search(match[2])
-            if rel and "next" in rel[1].lower().split():
-                return match[1].strip()
-    return None
-
-
-def _once(data: bytes) -> Iterator[bytes]:
-    yield data
-
-
 def _sep(reference: str) -> str:
     return "@" if is_valid_digest(reference) else ":"
-
-
-def _error_detail(body: bytes, cut: bool) -> str:
-    """The registry's error codes and messages from an error body (at most its first 64 KiB)."""
-    try:
-        parsed = json.loads(body) if not cut else None
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        text = body.decode("utf-8", "replace").strip()[:200]
-        return text + (" ..." if cut and text else "")
-    errors = parsed.get("errors") if isinstance(parsed, dict) else None
-    if isinstance(errors, list) and errors:
-        return "; ".join(f"{e.get('code', '')}: {e.get('message', '')}".strip(": ") for e in errors
-                         if isinstance(e, dict))
-    return ""

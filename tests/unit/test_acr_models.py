@@ -368,17 +368,11 @@ def test_good_names_are_accepted(name: str) -> None:
                                                    name)).pipeline.name == name
 
 
-NEWLINE_IN_REFERENCE = pytest.mark.xfail(strict=True, raises=pytest.fail.Exception,
-                                         reason="reference._REPOSITORY_RE/_TAG_RE use re.match with '$', which also "
-                                                "matches before a trailing newline")
-
-
 @pytest.mark.parametrize("parse", [
     lambda: parse_export_pipeline("abcde\n", load(EXPORT), default_registry=REGISTRY),
     pytest.param(lambda: parse_pipeline_run("run-00001", changed(RUN, "properties.request.artifacts",
-                                                                 ["samples/app:v1\n"])), marks=NEWLINE_IN_REFERENCE),
-    pytest.param(lambda: parse_import_image(image_import(untaggedTargetRepositories=["repo\n"])),
-                 marks=NEWLINE_IN_REFERENCE),
+                                                                 ["samples/app:v1\n"]))),
+    pytest.param(lambda: parse_import_image(image_import(untaggedTargetRepositories=["repo\n"]))),
 ], ids=["pipeline-name", "run-artifact", "untagged-repository"])
 def test_a_trailing_newline_is_refused(parse: Any) -> None:
     with pytest.raises(UsageError):

@@ -211,9 +211,6 @@ def test_target_repository_refuses_hostile_names(repository: str, prefix: str, r
         target_repository(repository, prefix, remaps)
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception,
-                   reason="reference.is_valid_repository: _REPOSITORY_RE.match with '$' also matches before a "
-                          "trailing newline, so 'x\\n' passes as a repository path")
 @pytest.mark.parametrize("call", [lambda: parse_remaps(["a=b\n"]), lambda: target_repository("x\n", "", [])],
                          ids=["remap", "repository"])
 def test_a_trailing_newline_is_not_a_repository(call) -> None:
