@@ -23,12 +23,12 @@ The rules:
    ``Retry-After`` is honoured up to ``max_retry_after`` seconds, and no wait goes past the end
    of the budget.
 4. **Giving up says so.** The error raised when the budget is spent keeps the class (and so the
-   exit code and the transient flag) of the last fault, and its message reads
-   ``gave up after N attempts / S s: <last fault>``. Permanent errors (not found, denied, digest
-   mismatch) are never retried.
-
-Retries of whole activities by the Durable orchestrations are outside this module: they restart
-an activity, whose operations then get budgets of their own.
+   exit code) of the last fault, and its message reads ``gave up after N attempts / S s: <last
+   fault>``. Permanent errors (not found, denied, digest mismatch) are never retried.
+5. **No layer above multiplies it.** A fault that outlasted the whole time budget comes out
+   permanent: the Durable orchestrations retry transient activity failures (a registry
+   restarting, attempts spent in a few seconds), and without this rule a registry answering 429
+   for ten minutes would be retried for ten minutes once per activity attempt.
 """
 
 from __future__ import annotations
@@ -110,11 +110,14 @@ class RetryBudget:
         time.sleep(wait)
 
     def gave_up(self, error: FerryError) -> FerryError:
-        """``error`` with the budget's account prefixed; same class, status and transient flag."""
+        """``error`` with the budget's account prefixed: same class and status; transient only if the
+        time budget was not spent (rule 5)."""
         spent = copy.copy(error)
         spent.args = (f"gave up after {self.total_failures} attempt{'s' if self.total_failures != 1 else ''} / "
                       f"{time.monotonic() - self.began:.1f} s: {error}",)
         spent.__cause__ = error
+        if self.elapsed >= self.policy.max_elapsed:
+            spent.transient = False  # it outlasted the whole budget: report it, retry nothing above
         return spent
 
 

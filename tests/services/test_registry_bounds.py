@@ -595,3 +595,20 @@ def test_defaults_bound_every_request_and_operation():
     assert policy.max_elapsed <= 300 and policy.max_retry_after <= policy.max_elapsed
     # Worst case for one operation against a registry that never answers: the budget plus one read.
     assert policy.max_elapsed + timeout.read <= 180
+
+
+def test_a_fault_that_outlasts_the_time_budget_is_not_retried_above():
+    """Rule 5 of ferry/registry/retry.py: the orchestrations retry transient activity failures, so
+    a fault that lasted the whole budget comes out permanent; one spent by attempts stays transient."""
+    from ferry.errors import TransientRegistryError
+    from ferry.registry.retry import RetryPolicy, with_retries
+
+    def always_busy() -> None:
+        raise TransientRegistryError("registry answered 429", status=429, retry_after=0.05)
+
+    with pytest.raises(TransientRegistryError) as by_time:
+        with_retries(always_busy, RetryPolicy(attempts=100, base_delay=0.01, max_elapsed=0.3), what="tags")
+    assert "gave up" in str(by_time.value) and by_time.value.transient is False
+    with pytest.raises(TransientRegistryError) as by_attempts:
+        with_retries(always_busy, RetryPolicy(attempts=2, base_delay=0.01, max_elapsed=60), what="tags")
+    assert "gave up" in str(by_attempts.value) and by_attempts.value.transient is True
