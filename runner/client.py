@@ -36,7 +36,9 @@ from azure.durable_functions.models.OrchestrationRuntimeStatus import Orchestrat
 from azure.durable_functions.models.PurgeHistoryResult import PurgeHistoryResult
 
 from runner.functions import resolve_client_function
-from runner.replay import InstanceRecord, LocalOrchestrationRunner, UnsupportedDurableFeature, format_timestamp
+from runner.history import format_timestamp
+from runner.records import InstanceRecord, UnsupportedDurableFeature
+from runner.replay import LocalOrchestrationRunner
 
 _INSTANCE_PLACEHOLDER = "INSTANCEID"
 
