@@ -30,25 +30,13 @@ so a 5-minute durable timer costs nothing. ``real_time=True`` sleeps instead.
 
 Not supported (raise ``UnsupportedDurableFeature``): external events, entities, durable HTTP.
 
-Module layout (each module's docstring states its contract and who may import it):
-
-- ``runner.replay`` (this module): ``LocalOrchestrationRunner``, the driver and its public API;
-  re-exports the public names of ``runner.records`` and ``runner.history`` it always exported.
-- ``runner.protocol``: one call into the SDK (context JSON in, state/context/error out).
-- ``runner.actions``: reading the SDK's open tasks and actions; the determinism check.
-- ``runner.scheduler``: one generation's work in flight (start tasks, wait, completion events).
-- ``runner.work``: running an activity; records of work started and finished.
-- ``runner.history``: history event types, builders and timestamps.
-- ``runner.instances``: the thread-safe table of instances.
-- ``runner.records``: ``InstanceRecord``, ``OrchestrationResult``, statuses, runner errors.
-- ``runner.clock``: the orchestration clock.
+The package docstring (``runner/__init__.py``) lists the modules behind this one.
 
 Who may import it: anyone (tests, ``cli``, the demo, ``runner.client``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -87,7 +75,7 @@ from runner.records import (
     UnsupportedDurableFeature,
 )
 from runner.scheduler import Scheduler
-from runner.work import Outcome, call_activity
+from runner.work import Outcome, call_activity, start_suborchestration
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -360,29 +348,10 @@ class LocalOrchestrationRunner:
     def _start_suborchestration(
         self, parent: InstanceRecord, name: str, input_json: str | None, instance_id: str
     ) -> Future[Outcome]:
-        future: Future[Outcome] = Future()
-
-        def target() -> None:
-            try:
-                record, fn, input_type = self._new_instance(name, input_json, instance_id, parent.instance_id)
-            except (KeyError, InstanceAlreadyExists) as exc:
-                future.set_result(Outcome(False, reason=str(exc).strip("\"'")))
-                return
-            try:
-                result = self._drive(record, fn, input_type)
-            except BaseException as exc:
-                record.failure = exc
-                record.done.set()
-                future.set_exception(exc)
-                return
-            if result.status == COMPLETED:
-                future.set_result(Outcome(True, result_json=json.dumps(result.output)))
-            else:
-                future.set_result(Outcome(False, reason=f"Orchestrator function '{name}' failed: {result.error}",
-                                          details=record.error_details))
-
-        threading.Thread(target=target, name=f"orchestration-{instance_id}", daemon=True).start()
-        return future
+        return start_suborchestration(
+            name, instance_id, lambda: self._new_instance(name, input_json, instance_id, parent.instance_id),
+            self._drive,
+        )
 
 
 def _dumps_input(value: Any) -> str | None:

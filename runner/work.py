@@ -1,4 +1,4 @@
-"""The work behind a task: running an activity, and the records of work started and finished.
+"""The work behind a task: running an activity or a sub-orchestration, and records of that work.
 
 Contract:
 
@@ -7,6 +7,11 @@ Contract:
   fails the activity), and a failure becomes an ``Outcome`` whose ``reason`` is what the
   extension writes (``Activity function 'X' failed: <Type>: <message>``) and whose ``details`` is
   the traceback. It never raises for the activity's own error.
+- ``start_suborchestration`` runs a child orchestration on a thread of its own through the
+  driver it is given, and resolves to the ``Outcome`` the parent's history records: its output,
+  or ``Orchestrator function 'X' failed: <message>`` with the child's traceback. An unknown
+  orchestrator or a child id still running fails the task; a runner error in the child is the
+  future's exception.
 - ``Work`` is a task the runner started: an activity or sub-orchestration (a future of an
   ``Outcome``) or a timer (a fire time).
 
@@ -15,9 +20,12 @@ Who may import it: ``runner.scheduler`` and ``runner.replay``.
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,9 +34,13 @@ from typing import Any
 from azure.functions import meta
 from azure.functions.durable_functions import ActivityTriggerConverter
 
-from runner.functions import FunctionRegistry
+from runner.functions import FunctionRegistry, OrchestratorFunction
+from runner.records import COMPLETED, InstanceAlreadyExists, InstanceRecord, OrchestrationResult
 
 log = logging.getLogger(__name__)
+
+NewInstance = Callable[[], tuple[InstanceRecord, OrchestratorFunction, "type | None"]]
+Drive = Callable[[InstanceRecord, OrchestratorFunction, "type | None"], OrchestrationResult]
 
 
 @dataclass
@@ -74,3 +86,30 @@ def finish_time(future: Future[Any]) -> float:
         return 0.0
     outcome = future.result()
     return outcome.finished if isinstance(outcome, Outcome) else 0.0
+
+
+def start_suborchestration(name: str, instance_id: str, new_instance: NewInstance, drive: Drive) -> Future[Outcome]:
+    """Create the child with ``new_instance`` and run it with ``drive`` on a thread of its own."""
+    future: Future[Outcome] = Future()
+
+    def target() -> None:
+        try:
+            record, fn, input_type = new_instance()
+        except (KeyError, InstanceAlreadyExists) as exc:
+            future.set_result(Outcome(False, reason=str(exc).strip("\"'")))
+            return
+        try:
+            result = drive(record, fn, input_type)
+        except BaseException as exc:
+            record.failure = exc
+            record.done.set()
+            future.set_exception(exc)
+            return
+        if result.status == COMPLETED:
+            future.set_result(Outcome(True, result_json=json.dumps(result.output)))
+        else:
+            future.set_result(Outcome(False, reason=f"Orchestrator function '{name}' failed: {result.error}",
+                                      details=record.error_details))
+
+    threading.Thread(target=target, name=f"orchestration-{instance_id}", daemon=True).start()
+    return future
