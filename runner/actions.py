@@ -1,10 +1,11 @@
 """Read what an orchestrator asked for: the SDK's open tasks and actions after a replay.
 
 Contract: pure functions over a ``DurableOrchestrationContext`` after ``handle`` returned. They
-name each open task's kind (``"activity"``, ``"suborchestration"``, ``"timer"``), function name
-and action; list the task-creating actions in yield order; find the ``continue_as_new`` input;
-and compare a replay's schedule with the history's (non-determinism). They change nothing.
-An action the runner does not drive raises ``UnsupportedDurableFeature``.
+name each open task's kind (``"activity"``, ``"suborchestration"``, ``"timer"``, ``"event"``),
+name (function or event name) and action; list the task-creating actions in yield order; find the
+``continue_as_new`` input; compare a replay's schedule with the history's (non-determinism); and
+spot the SDK's early-event mishandling. They change nothing. An action the runner does not drive
+raises ``UnsupportedDurableFeature``.
 
 Facts they rely on (azure-functions-durable 1.7.0):
 
@@ -16,6 +17,11 @@ Facts they rely on (azure-functions-durable 1.7.0):
 - ``call_*_with_retry`` is a RetryAbleTask: after a failure the SDK opens a timer task (NoOpAction
   "-WithRetry timer") and, when it fires, a new task (NoOpAction "rescheduled task") that the host
   runs as the parent's action.
+- ``wait_for_external_event(name)`` opens a task whose id is the *name* (no counter id) and whose
+  action is a WaitForExternalEventAction; the host writes no history event for it. An EventRaised
+  (15) completes the open wait of its ``Name``; with none open, the SDK files it under
+  ``context.deferred_tasks[name]`` -- one per name, a later one replacing it, never removed -- and
+  hands it to each later wait of that name (Azure/azure-functions-durable-python#507).
 
 Who may import it: ``runner.replay`` and ``runner.scheduler``. This module and
 ``runner.protocol`` are the only ones that touch SDK task and action internals.
@@ -23,6 +29,7 @@ Who may import it: ``runner.replay`` and ``runner.scheduler``. This module and
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -74,10 +81,7 @@ def describe(task: Any) -> tuple[str, str, Any]:
     if isinstance(action, CreateTimerAction):
         return "timer", "", action
     if isinstance(action, WaitForExternalEventAction):
-        raise UnsupportedDurableFeature(
-            f"wait_for_external_event({action.external_event_name!r}) is not supported by the local runner:"
-            " raise_event has no local equivalent yet"
-        )
+        return "event", action.external_event_name, action
     raise UnsupportedDurableFeature(f"{type(action).__name__} is not supported by the local runner")
 
 
@@ -117,8 +121,9 @@ def check_determinism(context: Any, timeline: list[tuple[str, str]]) -> str | No
     hidden retry tasks), in task-id order; the SDK's actions list the same tasks in yield order.
     Returns the error message, or None when they agree.
     """
-    if context.deferred_tasks:
-        ids = ", ".join(sorted(map(str, context.deferred_tasks)))
+    unscheduled = [key for key in context.deferred_tasks if not isinstance(key, str)]  # str: an early event
+    if unscheduled:
+        ids = ", ".join(sorted(map(str, unscheduled)))
         return (f"Non-deterministic workflow detected: the history completes task(s) {ids} that the "
                 "orchestrator did not schedule on replay")
     replayed = list(scheduling_actions(context._actions))
@@ -129,3 +134,30 @@ def check_determinism(context: Any, timeline: list[tuple[str, str]]) -> str | No
             return (f"Non-deterministic workflow detected: step {index} of the history is {expected[0]} "
                     f"{expected[1]!r} but the orchestrator now schedules {now}")
     return None
+
+
+def open_waits(context: Any) -> Counter[str]:
+    """Event name -> number of ``wait_for_external_event`` tasks still open on the context."""
+    return Counter(name for kind, name, _ in map(describe, open_tasks(context)) if kind == "event")
+
+
+def event_buffer_problems(context: Any, raised: Counter[str]) -> dict[tuple[str, str], str]:
+    """(event name, ``"again"`` | ``"replaced"``) -> what the SDK got wrong with early events, after a replay.
+
+    ``raised`` counts the EventRaised events of each name in the history just replayed. A wait
+    that completed consumed one event; more completed waits than events means the SDK handed an
+    early event out again, and two or more events left unconsumed means one replaced the other.
+    """
+    yielded = Counter(a.external_event_name for a in flatten(context._actions)
+                      if isinstance(a, WaitForExternalEventAction))
+    completed = yielded - open_waits(context)
+    problems: dict[tuple[str, str], str] = {}
+    for name in sorted(set(raised) | set(completed)):
+        if completed[name] > raised[name]:
+            problems[name, "again"] = (f"{completed[name]} wait_for_external_event({name!r}) completed but only "
+                              f"{raised[name]} such event(s) were raised: the SDK handed an early event out again")
+        elif raised[name] - completed[name] >= 2:
+            early = raised[name] - completed[name]
+            problems[name, "replaced"] = (f"{early} events {name!r} arrived before a wait for them: "
+                                          "the SDK keeps only the last one")
+    return problems

@@ -30,6 +30,8 @@ TIMER_CREATED = 10
 TIMER_FIRED = 11
 ORCHESTRATOR_STARTED = 12
 ORCHESTRATOR_COMPLETED = 13
+EVENT_SENT = 14  # an event this orchestration sent to another one (not used by the runner)
+EVENT_RAISED = 15  # an external event delivered to this orchestration: Name, Input (JSON text)
 
 
 def utc(value: datetime) -> datetime:

@@ -28,7 +28,21 @@ ACTIVE_STATUSES = frozenset({PENDING, RUNNING, "ContinuedAsNew", "Suspended"})
 
 
 class UnsupportedDurableFeature(NotImplementedError):
-    """The orchestrator used an API the local runner does not drive (external events, entities, HTTP)."""
+    """The orchestrator used an API the local runner does not drive (entities, durable HTTP)."""
+
+
+class InstanceNotRunning(Exception):
+    """``raise_event`` to an instance that has ended (the host answers 410 Gone)."""
+
+
+class EventBufferingWarning(RuntimeWarning):
+    """The SDK mishandles external events raised before the orchestration waits for them.
+
+    azure-functions-durable 1.7.0 keeps one early event per name (a second one replaces the first)
+    and hands that same event to every later ``wait_for_external_event`` of the name
+    (Azure/azure-functions-durable-python#507). The runner feeds the SDK what the host would, so
+    the orchestrator sees this too; the warning says when it happened.
+    """
 
 
 class InstanceAlreadyExists(Exception):
@@ -82,6 +96,10 @@ class InstanceRecord:
     result: OrchestrationResult | None = None
     failure: BaseException | None = None  # a runner error (not an orchestrator error) raised in the background
     done: threading.Event = field(default_factory=threading.Event, repr=False)
+    # External events: raised, not yet in the history, as (name, input JSON); guarded by the store's lock.
+    inbox: list[tuple[str, str]] = field(default_factory=list, repr=False)
+    waiting_for: frozenset[str] = frozenset()  # names of the external events the orchestrator waits for now
+    wake: threading.Event = field(default_factory=threading.Event, repr=False)  # set by raise_event etc.
 
     @property
     def input(self) -> Any:

@@ -9,7 +9,8 @@ events the host would append, and calls again until the SDK says ``isDone``.
 
 One turn ("episode") of history, as the host writes it::
 
-    OrchestratorStarted(12)  <completions: TaskCompleted(5)/TaskFailed(6)/TimerFired(11)/Sub...(8,9)>
+    OrchestratorStarted(12)  <EventRaised(15)...>
+    <completions: TaskCompleted(5)/TaskFailed(6)/TimerFired(11)/Sub...(8,9)>
     <new work: TaskScheduled(4)/TimerCreated(10)/SubOrchestrationInstanceCreated(7)>
     OrchestratorCompleted(13)
 
@@ -26,9 +27,19 @@ Facts taken from the azure-functions-durable 1.7.0 source (pinned in requirement
 
 Time: by default timers fire as soon as nothing else is running, and the orchestration clock (the
 ``OrchestratorStarted`` timestamps behind ``current_utc_datetime``) jumps to the timer's fire time,
-so a 5-minute durable timer costs nothing. ``real_time=True`` sleeps instead.
+so a 5-minute durable timer costs nothing. ``real_time=True`` sleeps instead. An orchestration
+that waits for an external event as well gives ``raise_event`` ``event_grace`` wall seconds (2 by
+default) before its timer fires early; ``event_grace=None`` never fires it early, so the event
+always wins unless the clock reaches the timer (``advance_clock`` moves it on purpose).
 
-Not supported (raise ``UnsupportedDurableFeature``): external events, entities, durable HTTP.
+External events: ``raise_event`` queues the event; the driver writes it into the history as an
+EventRaised(15) ``{Name, Input}`` in a new episode, as the host does, and replays -- whether the
+orchestrator waits for it yet or not. The SDK then matches it to a ``wait_for_external_event`` of
+that name or keeps it for a later one (see ``runner.actions`` for its limits with several early
+events of one name, reported as ``EventBufferingWarning``). Events queued but not yet written
+when a generation continues as new go to the next generation; when the instance ends, dropped.
+
+Not supported (raise ``UnsupportedDurableFeature``): entities, durable HTTP.
 
 The package docstring (``runner/__init__.py``) lists the modules behind this one.
 
@@ -37,6 +48,7 @@ Who may import it: anyone (tests, ``cli``, the demo, ``runner.client``).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -69,7 +81,9 @@ from runner.records import (
     PENDING,
     RUNNING,
     TERMINATED,
+    EventBufferingWarning,
     InstanceAlreadyExists,
+    InstanceNotRunning,
     InstanceRecord,
     OrchestrationResult,
     UnsupportedDurableFeature,
@@ -85,7 +99,9 @@ __all__ = [
     "RUNNING",
     "TERMINATED",
     "TIMESTAMP_FORMAT",
+    "EventBufferingWarning",
     "InstanceAlreadyExists",
+    "InstanceNotRunning",
     "InstanceRecord",
     "LocalOrchestrationRunner",
     "OrchestrationResult",
@@ -118,6 +134,9 @@ class LocalOrchestrationRunner:
 
     ``on_status(instance_id, custom_status)`` is called on every custom status transition (each time
     a turn ends with a different value), from the driver's thread.
+
+    ``event_grace``: wall seconds an idle orchestration waiting for an external event and a timer
+    gives ``raise_event`` before the timer fires early; ``None`` waits for the timer's own time.
     """
 
     def __init__(
@@ -133,6 +152,7 @@ class LocalOrchestrationRunner:
         long_timer_interval: timedelta | None = timedelta(days=3),
         clock_start: datetime | None = None,
         max_generations: int | None = None,
+        event_grace: float | None = 2.0,
     ) -> None:
         self.registry = FunctionRegistry()
         for app in apps:
@@ -149,6 +169,7 @@ class LocalOrchestrationRunner:
         self.max_short_timer = max_short_timer
         self.long_timer_interval = long_timer_interval
         self.max_generations = max_generations
+        self.event_grace = event_grace
         self.clock = OrchestrationClock(clock_start)
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="activity")
         self._store = InstanceStore(self.clock)
@@ -210,7 +231,29 @@ class LocalOrchestrationRunner:
         if record.runtime_status not in ACTIVE_STATUSES:
             return False
         record.terminate_reason = reason
+        record.wake.set()
         return True
+
+    def raise_event(self, instance_id: str, event_name: str, event_data: Any = None, *,
+                    data_json: str | None = None) -> None:
+        """Deliver an external event, as the host's raiseEvent API does.
+
+        ``event_data`` is sent as ``json.dumps`` makes it (as the SDK's client does), or give the
+        JSON text as ``data_json``. The instance gets the event even if it does not wait for it
+        yet. Raises ``KeyError`` for an unknown instance (the host's 404) and
+        ``InstanceNotRunning`` for one that has ended (410).
+        """
+        if not event_name:
+            raise ValueError("event_name must be a non-empty string.")
+        payload = data_json if data_json is not None else json.dumps(event_data)
+        self._store.raise_event(instance_id, event_name, payload)
+
+    def advance_clock(self, by: timedelta) -> datetime:
+        """Move the orchestration clock forward by ``by``; timers due by then fire. Returns the new time."""
+        self.clock.advance_to(self.clock.now() + by)
+        for record in self._store.all():
+            record.wake.set()
+        return self.clock.now()
 
     def purge(self, instance_id: str) -> bool:
         """Forget a finished instance; False when it is unknown or still active."""
@@ -265,10 +308,11 @@ class LocalOrchestrationRunner:
         ]
         self._store.touch(record, history=history, runtime_status=RUNNING, input_json=input_json)
         scheduler = Scheduler(
-            record, self.clock, real_time=self.real_time,
+            record, self.clock, real_time=self.real_time, event_grace=self.event_grace,
             start_activity=lambda name, payload: self._pool.submit(call_activity, self.registry, name, payload),
             start_suborchestration=lambda name, payload, child_id: self._start_suborchestration(
                 record, name, payload, child_id),
+            take_events=lambda: self._store.take_events(record),
         )
         while True:  # one pass per turn
             if record.terminate_reason is not None:
@@ -295,6 +339,7 @@ class LocalOrchestrationRunner:
         if error is not None:
             record.error_details = outcome.error_details
         self._note_custom_status(record, context)
+        scheduler.warn_event_buffering(context)
         if error is None:
             error = check_determinism(context, scheduler.timeline)
         if error is not None:
@@ -308,6 +353,7 @@ class LocalOrchestrationRunner:
         stats.activity_calls += started_activities
         history.extend(scheduled)
         history.append(event(ORCHESTRATOR_COMPLETED, self.clock.now()))
+        self._store.touch(record, waiting_for=scheduler.awaited)
         if scheduler.idle:
             raise RuntimeError(
                 f"orchestration {record.instance_id} ({record.name}) waits, but on nothing the local runner "
@@ -328,7 +374,8 @@ class LocalOrchestrationRunner:
             created_time=record.created_time, finished_time=self.clock.now(),
             duration_s=time.monotonic() - stats.wall_start, history=record.history,
         )
-        self._store.touch(record, runtime_status=status, output=output, error=error, result=result)
+        self._store.touch(record, runtime_status=status, output=output, error=error, result=result,
+                          waiting_for=frozenset())
         record.done.set()
         return result
 
