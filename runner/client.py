@@ -19,7 +19,12 @@ go to the host's HTTP API are answered by the runner instead:
   ``"Orchestrator function '<name>' failed: <message>"``, like the host's.
 - ``terminate`` stops the instance after its current turn (running activities finish in the
   background, their results are dropped); an unknown id raises like the SDK's 404 path.
-- External events, entities, rewind, suspend/resume/restart raise ``UnsupportedDurableFeature``.
+- ``raise_event`` delivers the event through ``LocalOrchestrationRunner.raise_event`` (buffered
+  until the orchestrator waits for it). Its errors are the SDK client's: ``ValueError`` for an
+  empty name, ``Exception("No instance with ID <id> found.")`` (the host's 404) and
+  ``Exception("Instance with ID <id> is gone: either completed or failed")`` (410); the data must
+  be JSON-serializable (``json.dumps``, as the SDK sends it).
+- Entities, rewind, suspend/resume/restart raise ``UnsupportedDurableFeature``.
 """
 
 from __future__ import annotations
@@ -36,7 +41,9 @@ from azure.durable_functions.models.OrchestrationRuntimeStatus import Orchestrat
 from azure.durable_functions.models.PurgeHistoryResult import PurgeHistoryResult
 
 from runner.functions import resolve_client_function
-from runner.replay import InstanceRecord, LocalOrchestrationRunner, UnsupportedDurableFeature, format_timestamp
+from runner.history import format_timestamp
+from runner.records import InstanceNotRunning, InstanceRecord, UnsupportedDurableFeature
+from runner.replay import LocalOrchestrationRunner
 
 _INSTANCE_PLACEHOLDER = "INSTANCEID"
 
@@ -162,7 +169,14 @@ class LocalDurableClient(DurableOrchestrationClient):
 
     async def raise_event(self, instance_id: str, event_name: str, event_data: Any = None,
                           task_hub_name: str | None = None, connection_name: str | None = None) -> None:
-        raise UnsupportedDurableFeature("raise_event is not supported by the local runner")
+        if event_name == "":
+            raise ValueError("event_name must be a non-empty string.")
+        try:
+            self.runner.raise_event(instance_id, event_name, data_json=json.dumps(event_data))
+        except KeyError:
+            raise Exception(f"No instance with ID {instance_id} found.") from None
+        except InstanceNotRunning:
+            raise Exception(f"Instance with ID {instance_id} is gone: either completed or failed") from None
 
 
 def _status(

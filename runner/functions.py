@@ -168,6 +168,24 @@ class FunctionRegistry:
             name, raw, input_type = resolve_orchestrator(obj)
             self.orchestrators[key or name] = (raw, input_type)
 
+    def orchestrator(self, ref: Any) -> tuple[str, OrchestratorFunction, type | None]:
+        """(name, raw generator function, input type) of a registered name or of any orchestrator handle.
+
+        An unknown name raises ``KeyError`` with the host's message; a handle not registered yet is
+        registered under its name.
+        """
+        if isinstance(ref, str):
+            found = self.orchestrators.get(ref)
+            if found is None:
+                raise KeyError(
+                    f"The function '{ref}' doesn't exist, is disabled, or is not an orchestrator function."
+                    f" Known orchestrators: {sorted(self.orchestrators)}"
+                )
+            return ref, found[0], found[1]
+        name, fn, input_type = resolve_orchestrator(ref)
+        self.orchestrators.setdefault(name, (fn, input_type))
+        return name, fn, input_type
+
     def add_activities(self, activities: dict[str, Any] | Iterable[Any]) -> None:
         items = activities.items() if isinstance(activities, dict) else ((None, a) for a in activities)
         for key, obj in items:

@@ -201,6 +201,11 @@ def waits_for_event(context: df.DurableOrchestrationContext):
 
 
 @bp.orchestration_trigger(context_name="context")
+def calls_entity(context: df.DurableOrchestrationContext):
+    return (yield context.call_entity(df.EntityId("counter", "one"), "add", 1))
+
+
+@bp.orchestration_trigger(context_name="context")
 def returns_set(context: df.DurableOrchestrationContext):
     return (yield context.call_activity("not_json", {}))
 
@@ -513,9 +518,20 @@ def test_non_json_activity_output_fails_loudly(runner):
     assert "json serializable" in result.error
 
 
-def test_external_events_are_refused_clearly(runner):
-    with pytest.raises(UnsupportedDurableFeature, match="wait_for_external_event"):
-        runner.run("waits_for_event")
+def test_external_event_reaches_a_waiting_orchestrator(runner):
+    # More in tests/test_runner_events.py; this one keeps the starter-side path covered here.
+    client = LocalDurableClient(runner)
+    instance_id = asyncio.run(client.start_new("waits_for_event"))
+    deadline = time.monotonic() + 5
+    while "Approval" not in runner.get(instance_id).waiting_for and time.monotonic() < deadline:
+        time.sleep(0.01)
+    asyncio.run(client.raise_event(instance_id, "Approval", {"by": "ops"}))
+    assert runner.wait(instance_id, timeout=5).output == {"by": "ops"}
+
+
+def test_unsupported_durable_apis_are_refused_clearly(runner):
+    with pytest.raises(UnsupportedDurableFeature, match="CallEntityAction"):
+        runner.run("calls_entity")
 
 
 def test_non_deterministic_orchestrator_is_detected(runner):
