@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     except FerryError as exc:
         sys.stderr.write(f"ferry: error: {redact(str(exc))}\n")
         return exc.exit_code
+    except OSError as exc:  # a file or directory the command could not use: say which, no traceback
+        where = f" {exc.filename}" if exc.filename else ""
+        sys.stderr.write(f"ferry: error:{where}: {redact(exc.strerror or str(exc))}\n")
+        return 1
     except KeyboardInterrupt:
         sys.stderr.write("ferry: interrupted\n")
         return 130

@@ -23,6 +23,7 @@ from cli.output import print_json
 from ferry.errors import NotFoundError, UsageError
 from ferry.settings import ALLOWED_HOSTS, APP_STORAGE, CLAIMS_DIR, Settings
 from ferry.transfer.build import pipeline_run_job
+from ferry.transfer.fields import is_valid_name
 from ferry.transfer.models import Kind, parse_export_pipeline, parse_import_pipeline, parse_pipeline_run
 
 
@@ -77,10 +78,20 @@ def _kind_of(body: Any, path: Path) -> Kind:
                      "exportPipelines/ or importPipelines/")
 
 
+def _run_name(body: Any) -> str | None:
+    """The run's name from the file when it is one: an ARM template's ``name`` may be an expression
+    (``[parameters('runName')]``) or ``registry/run``; those are ignored (the file's stem is used)."""
+    name = body.get("name") if isinstance(body, dict) else None
+    if not isinstance(name, str) or name.startswith("["):
+        return None
+    name = name.rsplit("/", 1)[-1]
+    return name if is_valid_name(name) else None
+
+
 def run(args: argparse.Namespace) -> int:
     run_path = Path(args.run_file)
     body = _load(run_path, "run file")
-    name = args.name or (body.get("name") if isinstance(body, dict) else None) or run_path.stem
+    name = args.name or _run_name(body) or run_path.stem
     parsed = parse_pipeline_run(name, body)
     kind, found = find_pipeline(Path(args.pipelines), parsed.pipeline.name, parsed.pipeline.kind)
     settings = Settings.from_env()

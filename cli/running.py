@@ -68,11 +68,14 @@ def run_with_progress(spec: JobSpec, env: JobEnvironment, args: argparse.Namespa
 
 def print_outcome(outcome: JobOutcome, args: argparse.Namespace, extra: dict[str, Any] | None = None) -> int:
     """Print the report (text or JSON) with ``extra`` fields; the exit code: 0 all copied, 1 not."""
+    extra = {**({"skipped": outcome.skipped} if outcome.skipped else {}), **(extra or {})}
     if args.json:
-        print_json({**report_dict(outcome.report), **(extra or {})})
+        print_json({**report_dict(outcome.report), **extra})
     else:
+        for reason in outcome.skipped:
+            print(f"SKIPPED {reason}")
         print_summary(outcome.report)
-        for key, value in (extra or {}).items():
-            if value is not None:
+        for key, value in extra.items():
+            if value is not None and key != "skipped":
                 print(f"{key}: {value}")
     return 0 if outcome.ok else 1

@@ -88,9 +88,12 @@ class FileStore:
 
     def begin(self, layout: fmt.ArchivePlan) -> None:
         self._layout = layout
-        self.temporary.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
-        os.ftruncate(self._fd, layout.total_size)
+        try:
+            self.temporary.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            os.ftruncate(self._fd, layout.total_size)
+        except OSError as exc:
+            raise UsageError(f"cannot write archive {self.path}: {exc.strerror or exc}") from exc
 
     def write_entry(self, entry: fmt.Entry, chunks: Iterable[bytes]) -> int:
         written = 0

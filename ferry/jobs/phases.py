@@ -98,10 +98,12 @@ class JobOutcome:
     kept_source: str | None = None
     blocks_staged: int | None = None
     blocks_skipped: int | None = None
+    #: Parts of the selection that named nothing (a repository without a matching tag, among several).
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return self.report.ok
+        return self.report.ok and not self.skipped
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -126,7 +128,8 @@ def run_job(spec: JobSpec, env: JobEnvironment, *, gates: Sequence[PlanGate] = (
     with ExitStack() as stack:
         source = open_job_source(spec.source, env, stack, spec.options.parallelism)
         destination = open_job_destination(spec.destination, env, stack, spec.options.parallelism)
-        requests = expand(spec.select, source, spec.options.max_artifacts)
+        skipped: list[str] = []
+        requests = expand(spec.select, source, spec.options.max_artifacts, skipped)
         plan_seen: list[CopyPlan] = []
 
         def review(plan: CopyPlan) -> None:
@@ -135,6 +138,7 @@ def run_job(spec: JobSpec, env: JobEnvironment, *, gates: Sequence[PlanGate] = (
 
         report = copy_artifacts(source, destination, requests, options, review=review)
         outcome = _finish(spec, env, source, destination, plan_seen[0], report)
+        outcome.skipped = skipped
         if isinstance(destination, ArchiveDestination):
             outcome.blocks_staged = getattr(destination.store, "blocks_staged", None)
             outcome.blocks_skipped = getattr(destination.store, "blocks_skipped", None)

@@ -29,8 +29,12 @@ from ferry.transports.archive import ArchiveSource
 from ferry.transports.base import Source
 
 
-def expand(selection: Sequence[Selection], source: Source, max_artifacts: int) -> list[CopyRequest]:
-    """Every request the selection names, in order; UsageError past ``max_artifacts``."""
+def expand(selection: Sequence[Selection], source: Source, max_artifacts: int,
+           skipped: list[str] | None = None) -> list[CopyRequest]:
+    """Every request the selection names, in order; UsageError past ``max_artifacts``.
+
+    A repository without a matching tag is an error, unless it is one of several and ``skipped``
+    is given: then it is reported there and the others go on (``ferry copy A B --all-tags``)."""
     requests: list[CopyRequest] = []
     for item in selection:
         if isinstance(item, Artifacts):
@@ -40,7 +44,12 @@ def expand(selection: Sequence[Selection], source: Source, max_artifacts: int) -
                 requests += _export_ref(source, ref)
                 _check_limit(requests, max_artifacts)
         elif isinstance(item, RepositoryTags):
-            requests += _repository_tags(source, item)
+            try:
+                requests += _repository_tags(source, item)
+            except UsageError as exc:
+                if skipped is None or len(selection) == 1:
+                    raise
+                skipped.append(str(exc))
         elif isinstance(item, ArchiveContents):
             if not isinstance(source, ArchiveSource):
                 raise UsageError("an archive's contents can only be selected from an archive source")

@@ -31,6 +31,7 @@ from ferry.settings import DEFAULT_MAX_ARTIFACTS
 
 StorageMode = Literal["SasToken", "ManagedIdentity", "ConnectionString", "Auto"]
 STORAGE_MODES: tuple[str, ...] = ("SasToken", "ManagedIdentity", "ConnectionString", "Auto")
+_PLATFORM = re.compile(r"[a-z0-9]+/[a-z0-9_]+(?:/[a-z0-9]+)?")
 
 
 def _camel(name: str) -> str:
@@ -256,6 +257,9 @@ class JobOptions:
         for name in ("parallelism", "max_artifacts", "batch_max_bytes", "batch_max_blobs"):
             if int(getattr(self, name)) < 1:
                 raise UsageError(f"{_camel(name)} must be at least 1")
+        for platform in self.platforms:
+            if not isinstance(platform, str) or not _PLATFORM.fullmatch(platform):
+                raise UsageError(f"platform {platform!r} is not os/arch[/variant], such as linux/arm64/v8")
 
     def copy_options(self, progress: ProgressListener | None = None) -> CopyOptions:
         return CopyOptions(overwrite_tags=self.overwrite_tags, include_referrers=self.include_referrers,

@@ -104,7 +104,10 @@ class LayoutDestination:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"cannot create OCI layout oci:{self.root}: {exc.strerror or exc}") from exc
         index_path = self.root / INDEX_FILE
         self.index = LayoutIndex.parse(index_path.read_bytes()) if index_path.is_file() else LayoutIndex()
         self._referrers: dict[tuple[str, str], list[Descriptor]] = {}

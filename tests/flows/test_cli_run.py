@@ -59,7 +59,10 @@ def test_ferry_run_export_then_import_from_acr_json(registry, registry_b, conten
     response = result.json()["properties"]["response"]
     assert response["status"] == "Succeeded" and response["importedArtifacts"] == ["runcli/app:v1"]
     import_run = tmp_path / "import-run.json"
-    import_run.write_text(json.dumps({"properties": {"request": {
+    # An ARM template resource: its name is an expression, which is ignored (the file's stem names the run).
+    import_run.write_text(json.dumps({"type": "Microsoft.ContainerRegistry/registries/pipelineRuns",
+                                      "name": "[concat(parameters('registryName'), '/', parameters('runName'))]",
+                                      "properties": {"request": {
         "pipelineResourceId": "myimport", "source": {"type": "AzureStorageBlob", "name": "run.tar"}}}}))
     result = run_ferry(capsys, "run", str(import_run), "--pipelines", str(pipelines))
     assert result.code == 0, result.out + result.err
