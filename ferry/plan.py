@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ferry.errors import FerryError
 from ferry.oci.descriptor import Descriptor
+from ferry.oci.manifest import parse_manifest
 from ferry.redact import redact
 from ferry.transports.base import PlannedArtifact, WritePlan
 
@@ -173,6 +175,35 @@ class Placement:
     source: str
 
 
+@dataclass(eq=False)
+class Write:
+    """One write of a run's last phase, once per target repository however many ``owners`` (artifacts)
+    need it: a manifest (``descriptor``, ``raw``), a referrer record (``subject`` -> ``descriptor``) or
+    a tag (``tag`` -> root ``descriptor`` whose bytes are ``raw``)."""
+
+    repository: str
+    descriptor: Descriptor
+    raw: bytes = b""
+    subject: Descriptor | None = None
+    tag: str = ""
+    owners: list[ArtifactPlan] = field(default_factory=list)
+
+    @property
+    def live(self) -> bool:
+        return any(not owner.failed for owner in self.owners)
+
+
+@dataclass
+class FinishWrites:
+    """What finishing a run writes, in order: manifest waves, referrer records, tag waves. A manifest's
+    wave follows those of its children and subject, a tag's is its root's: no write references a
+    manifest being rewritten (distribution answers that race with 400 DIGEST_INVALID / MANIFEST_BLOB_UNKNOWN)."""
+
+    manifests: list[list[Write]]
+    referrers: list[Write]
+    tags: list[list[Write]]
+
+
 @dataclass
 class CopyPlan:
     """A whole run, walked: per-artifact plans and, per unique blob, every place it must land.
@@ -193,19 +224,37 @@ class CopyPlan:
         return sum(group[0].descriptor.size for group in self.placements.values())
 
     def write_plan(self) -> WritePlan:
-        manifests: dict[str, tuple[Descriptor, bytes]] = {}
-        live = self.live
-        for plan in live:
-            for descriptor, raw in plan.manifests:
-                manifests.setdefault(descriptor.digest, (descriptor, raw))
+        live, writes = self.live, self.finish_writes()
         return WritePlan(
             artifacts=tuple(PlannedArtifact(p.request.target_repository, p.request.target_tags, p.root)
                             for p in live if p.root is not None),
             blobs=tuple(group[0].descriptor for group in self.placements.values()),
-            manifests=tuple(manifests.values()),
-            referrers=tuple((p.request.target_repository, subject, referrer)
-                            for p in live for subject, referrer in p.referrer_links),
+            manifests=tuple({w.descriptor.digest: (w.descriptor, w.raw) for wave in writes.manifests
+                             for w in wave}.values()),
+            referrers=tuple((w.repository, w.subject, w.descriptor) for w in writes.referrers if w.subject),
         )
+
+    def finish_writes(self) -> FinishWrites:
+        """The writes of the live artifacts, each (repository, digest), record and tag once."""
+        manifests: dict[tuple[str, str], Write] = {}
+        referrers: dict[tuple[str, str, str], Write] = {}
+        tags: dict[tuple[str, str], Write] = {}
+        for plan in self.live:
+            repository, root = plan.request.target_repository, plan.root
+            for descriptor, raw in plan.manifests:
+                write = Write(repository, descriptor, raw)
+                manifests.setdefault((repository, descriptor.digest), write).owners.append(plan)
+            for subject, referrer in plan.referrer_links:
+                write = Write(repository, referrer, subject=subject)
+                referrers.setdefault((repository, subject.digest, referrer.digest), write).owners.append(plan)
+            for tag in plan.request.target_tags:
+                assert root is not None  # a live artifact has resolved its root
+                tags.setdefault((repository, tag), Write(repository, root, plan.root_raw, tag=tag)).owners.append(plan)
+        levels = _levels(manifests)
+        return FinishWrites(
+            manifests=_waves(manifests.values(), lambda w: levels[(w.repository, w.descriptor.digest)]),
+            referrers=list(referrers.values()),
+            tags=_waves(tags.values(), lambda w: levels.get((w.repository, w.descriptor.digest), 0)))
 
     def batches(self, max_bytes: int = 512 * 1024 * 1024, max_blobs: int = 64) -> list[list[str]]:
         """Blob digests grouped for fan-out: biggest first, each batch under ``max_bytes`` (a blob
@@ -271,6 +320,38 @@ class BlobBatchResult:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def _levels(manifests: dict[tuple[str, str], Write]) -> dict[tuple[str, str], int]:
+    """(repository, digest) -> 0 for a manifest referencing no other of ``manifests``, else one more
+    than the highest of its children and its subject."""
+    levels: dict[tuple[str, str], int] = {}
+
+    def level(key: tuple[str, str]) -> int:
+        if key not in levels:
+            levels[key] = 0  # content addressing rules out cycles; this only stops a forged one
+            write = manifests[key]
+            parsed = parse_manifest(write.raw, write.descriptor.media_type)
+            edges = [d.digest for d in parsed.manifests] + ([parsed.subject.digest] if parsed.subject else [])
+            levels[key] = 1 + max((level((key[0], d)) for d in edges if (key[0], d) in manifests), default=-1)
+        return levels[key]
+
+    for key in manifests:
+        level(key)
+    return levels
+
+
+def _waves(writes: Iterable[Write], level: Callable[[Write], int]) -> list[list[Write]]:
+    waves: dict[int, list[Write]] = {}
+    for write in writes:
+        waves.setdefault(level(write), []).append(write)
+    return [waves[n] for n in sorted(waves)]
+
+
+def hold_back(plans: list[ArtifactPlan], reason: str) -> None:
+    """Fail ``plans`` for ``reason``: another artifact failed and the run is all-or-nothing."""
+    for plan in plans:
+        plan.fail(FerryError(reason))
 
 
 def place_blobs(plans: list[ArtifactPlan]) -> dict[str, list[Placement]]:
