@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 
-from ferry.errors import ConflictError, FerryError
+from ferry.errors import ConflictError, FerryError, InvalidReferenceError
 from ferry.oci import mediatypes as mt
 from ferry.oci.descriptor import Descriptor
 from ferry.oci.manifest import build_index, parse_manifest, platform_string
@@ -100,6 +100,7 @@ def plan_copy(source: Source, destination: Destination | None, requests: list[Co
     with ThreadPoolExecutor(max_workers=max(1, options.parallelism), thread_name_prefix="ferry-plan") as pool:
         list(pool.map(lambda plan: _plan_artifact(source, destination, plan, options), artifacts))
     plan = CopyPlan(artifacts)
+    plan.fail_tag_collisions()
     if options.all_or_nothing and any(a.failed for a in artifacts):
         hold_back(plan.live, "not written: another artifact failed while planning (no ContinueOnErrors)")
     plan.placements = place_blobs(plan.live)
@@ -140,7 +141,7 @@ def finish_copy(destination: Destination, plan: CopyPlan, transferred: BlobBatch
 
     Every manifest of every artifact is written (each digest once per repository, children first)
     before any referrer record, and those before any tag. With ``all_or_nothing`` a failure before
-    the tags writes no tag at all.
+    the tags writes no tag at all. Each result's ``tagged`` says which tags were written.
     """
     options = options or CopyOptions()
     live = plan.live
@@ -165,6 +166,8 @@ def _plan_artifact(source: Source, destination: Destination | None, plan: Artifa
                    options: CopyOptions) -> None:
     request = plan.request
     try:
+        if (problem := request.invalid_name()) is not None:
+            raise InvalidReferenceError(problem)
         root = source.resolve(request.source_repository, request.source_reference)
         raw = source.fetch_manifest(request.source_repository, root)
         root, raw = _select_platforms(source, request.source_repository, root, raw, options.platforms)
@@ -190,12 +193,16 @@ def _plan_artifact(source: Source, destination: Destination | None, plan: Artifa
 
 def _check_tags(destination: Destination, request: CopyRequest, root: Descriptor, options: CopyOptions) -> None:
     """ConflictError if a target tag points elsewhere and OverwriteTags was not asked for."""
-    for tag in request.target_tags:
-        existing = destination.get_tag(request.target_repository, tag)
-        if existing is not None and existing.digest != root.digest and not options.overwrite_tags:
-            raise ConflictError(
-                f"tag {request.target_repository}:{tag} in {destination.name} already points to "
-                f"{existing.digest}, not {root.digest}; replace it with --force, --overwrite-tags or OverwriteTags")
+    for tag in request.target_tags if not options.overwrite_tags else ():
+        _check_tag(destination, Write(request.target_repository, root, tag=tag))
+
+
+def _check_tag(destination: Destination, write: Write) -> None:
+    current = destination.get_tag(write.repository, write.tag)
+    if current is not None and current.digest != write.descriptor.digest:
+        raise ConflictError(
+            f"tag {write.repository}:{write.tag} in {destination.name} already points to {current.digest}, not "
+            f"{write.descriptor.digest}; replace it with --force, --overwrite-tags or OverwriteTags")
 
 
 def _select_platforms(
@@ -357,10 +364,14 @@ def _each(pool: ThreadPoolExecutor, writes: list[Write], action: Callable[[Write
 
 def _write_tags(destination: Destination, pool: ThreadPoolExecutor, waves: list[list[Write]],
                 options: CopyOptions) -> None:
-    """Write the tags wave by wave; all-or-nothing stops at the first wave with a failure."""
+    """Write the tags wave by wave; all-or-nothing stops at the first wave with a failure and
+    holds back the artifacts whose tags were then not written. ``tagged`` lists what was written."""
     for number, wave in enumerate(waves):
-        failed = _each(pool, [w for w in wave if w.live],
-                       lambda w: destination.set_tag(w.repository, w.tag, w.descriptor, w.raw))
+        todo = [w for w in wave if w.live]
+        failed = _each(pool, todo, lambda w: destination.set_tag(w.repository, w.tag, w.descriptor, w.raw))
+        for write in todo:
+            for owner in write.owners if write not in failed else ():
+                owner.result.tagged.append(write.tag)
         if failed and options.all_or_nothing:
             hold_back([a for later in waves[number + 1:] for w in later for a in w.owners if not a.failed],
                       "not tagged: another artifact failed while writing tags (no ContinueOnErrors)")

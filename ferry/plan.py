@@ -13,10 +13,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ferry.errors import FerryError
+from ferry.errors import ConflictError, FerryError
 from ferry.oci.descriptor import Descriptor
 from ferry.oci.manifest import parse_manifest
 from ferry.redact import redact
+from ferry.reference import is_valid_repository, is_valid_tag
 from ferry.transports.base import PlannedArtifact, WritePlan
 
 
@@ -41,6 +42,18 @@ class CopyRequest:
     def target_label(self) -> str:
         tags = ",".join(self.target_tags)
         return f"{self.target_repository}:{tags}" if tags else f"{self.target_repository} (untagged)"
+
+    def invalid_name(self) -> str | None:
+        r"""What is wrong with the target repository or a tag (the distribution grammar, ASCII, whole
+        string: ``isascii``/``isprintable`` refuse what ``re.match`` with ``\w`` and ``$`` let pass), or None."""
+        repository = self.target_repository
+        if not (is_valid_repository(repository) and repository.isascii() and repository.isprintable()):
+            return f"target repository {repository!r} is not a valid repository name"
+        for tag in self.target_tags:
+            if not (is_valid_tag(tag) and tag.isascii() and tag.isprintable()):
+                return (f"target tag {tag!r} is not a valid tag (ASCII letters, digits, '_', '.' and '-', "
+                        "128 at most, not starting with '.' or '-')")
+        return None
 
 
 class ProgressListener(Protocol):
@@ -86,6 +99,8 @@ class ArtifactResult:
     size: int = 0
     referrers: int = 0
     error: str | None = None
+    #: The tags this run wrote (``tags`` are the requested ones).
+    tagged: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -255,6 +270,19 @@ class CopyPlan:
             manifests=_waves(manifests.values(), lambda w: levels[(w.repository, w.descriptor.digest)]),
             referrers=list(referrers.values()),
             tags=_waves(tags.values(), lambda w: levels.get((w.repository, w.descriptor.digest), 0)))
+
+    def fail_tag_collisions(self) -> None:
+        """Artifacts of this run that would point one tag at different manifests all fail."""
+        claims: dict[tuple[str, str], list[ArtifactPlan]] = {}
+        for plan in self.live:
+            for tag in plan.request.target_tags:
+                claims.setdefault((plan.request.target_repository, tag), []).append(plan)
+        for (repository, tag), plans in claims.items():
+            if len({p.root.digest for p in plans if p.root is not None}) > 1:
+                sources = ", ".join(p.request.source_label for p in plans)
+                for plan in plans:
+                    plan.fail(ConflictError(f"{repository}:{tag} would name different manifests in one run "
+                                            f"({sources})"))
 
     def batches(self, max_bytes: int = 512 * 1024 * 1024, max_blobs: int = 64) -> list[list[str]]:
         """Blob digests grouped for fan-out: biggest first, each batch under ``max_bytes`` (a blob
