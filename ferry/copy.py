@@ -8,8 +8,8 @@ Export (registry → archive), import (archive → registry) and registry → re
 2. Each blob once: blobs are deduplicated by digest across the run; what the destination has is
    skipped; a blob needed in several repositories is sent once and mounted into the others.
 3. Order: blobs, then every artifact's manifests children-first (each digest once per repository),
-   then referrer records, then tags. A tag never names incomplete content, nothing is tagged while
-   an all-or-nothing run can still fail, and a re-run redoes only what is missing.
+   then referrer records, then tags, each read back. A tag never names incomplete content, nothing
+   is tagged while an all-or-nothing run can still fail, and a re-run redoes only what is missing.
 4. Sources verify digests while streaming; destinations verify again as they store.
 5. Bounded parallelism over blobs, manifests and tags.
 6. Manifests are copied byte for byte (only a platform-filtered index is authored anew).
@@ -141,7 +141,7 @@ def finish_copy(destination: Destination, plan: CopyPlan, transferred: BlobBatch
 
     Every manifest of every artifact is written (each digest once per repository, children first)
     before any referrer record, and those before any tag. With ``all_or_nothing`` a failure before
-    the tags writes no tag at all. Each result's ``tagged`` says which tags were written.
+    the tags writes no tag at all. Each result's ``tagged`` says which tags were written and read back.
     """
     options = options or CopyOptions()
     live = plan.live
@@ -323,6 +323,8 @@ def _write_all(destination: Destination, plan: CopyPlan, options: CopyOptions) -
         (wave, lambda w: destination.put_manifest(w.repository, w.descriptor, w.raw), "writing manifests")
         for wave in writes.manifests]
     phases.append((writes.referrers, partial(_add_referrer, destination), "recording referrers"))
+    if not options.overwrite_tags:  # the tag may have moved since planning
+        phases.append(([w for wave in writes.tags for w in wave], partial(_check_tag, destination), "checking tags"))
     with ThreadPoolExecutor(max_workers=max(1, options.parallelism), thread_name_prefix="ferry-write") as pool:
         if all(_run_phase(pool, plan, options, *phase) for phase in phases):  # stops at the first that says stop
             _write_tags(destination, pool, writes.tags, options)
@@ -364,20 +366,35 @@ def _each(pool: ThreadPoolExecutor, writes: list[Write], action: Callable[[Write
 
 def _write_tags(destination: Destination, pool: ThreadPoolExecutor, waves: list[list[Write]],
                 options: CopyOptions) -> None:
-    """Write the tags wave by wave; all-or-nothing stops at the first wave with a failure and
-    holds back the artifacts whose tags were then not written. ``tagged`` lists what was written."""
+    """Write the tags wave by wave (all-or-nothing stops at the first failure), then read each back
+    after ``tag_settle_seconds``: registries have no conditional tag write, so a tag another writer
+    replaced meanwhile is a ConflictError, and ``tagged`` lists only tags read back as written."""
+    written: list[Write] = []
     for number, wave in enumerate(waves):
         todo = [w for w in wave if w.live]
         failed = _each(pool, todo, lambda w: destination.set_tag(w.repository, w.tag, w.descriptor, w.raw))
-        for write in todo:
-            for owner in write.owners if write not in failed else ():
-                owner.result.tagged.append(write.tag)
+        written += [w for w in todo if w not in failed]
         if failed and options.all_or_nothing:
             hold_back([a for later in waves[number + 1:] for w in later for a in w.owners if not a.failed],
                       "not tagged: another artifact failed while writing tags (no ContinueOnErrors)")
             break
+    if written and options.tag_settle_seconds > 0:
+        time.sleep(options.tag_settle_seconds)
+    lost = _each(pool, written, partial(_verify_tag, destination))
+    for write in written:
+        for owner in write.owners if write not in lost else ():
+            owner.result.tagged.append(write.tag)
 
 
 def _add_referrer(destination: Destination, write: Write) -> None:
     assert write.subject is not None
     destination.add_referrer(write.repository, write.subject, write.descriptor)
+
+
+def _verify_tag(destination: Destination, write: Write) -> None:
+    current = destination.get_tag(write.repository, write.tag)
+    if current is None or current.digest != write.descriptor.digest:
+        now = f"points to {current.digest}" if current else "is gone"
+        raise ConflictError(
+            f"tag {write.repository}:{write.tag} in {destination.name} {now} after Ferry pointed it to "
+            f"{write.descriptor.digest}: another writer replaced it at the same time")

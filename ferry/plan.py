@@ -75,8 +75,13 @@ class CopyOptions:
     platforms: frozenset[str] | None = None
     parallelism: int = 8
     progress: ProgressListener | None = None
-    #: Without ContinueOnErrors: if any artifact fails, no manifest or tag of any artifact is written.
+    #: Without ContinueOnErrors: if any artifact fails, no tag of any artifact is written (content may
+    #: be, by digest, when the failure comes late).
     all_or_nothing: bool = False
+    #: Seconds between writing a run's tags and reading them back. Registries have no conditional
+    #: tag write: a concurrent writer that checked the tag just before ours landed may still
+    #: replace it; the pause lets such a write land before the read-back that decides the result.
+    tag_settle_seconds: float = 0.2
     #: Copy non-distributable (foreign) layers like any blob, fetched from their URLs if the source
     #: registry lacks them (for air-gapped targets). Without it they stay at their URLs, except
     #: those a source holds as entries (an archive exported with this option), which are carried on.
@@ -99,7 +104,7 @@ class ArtifactResult:
     size: int = 0
     referrers: int = 0
     error: str | None = None
-    #: The tags this run wrote (``tags`` are the requested ones).
+    #: The tags this run wrote and read back pointing at ``digest`` (``tags`` are the requested ones).
     tagged: list[str] = field(default_factory=list)
 
     @property
