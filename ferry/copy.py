@@ -7,10 +7,11 @@ Export (registry → archive), import (archive → registry) and registry → re
    config and layers → referrers) before a byte moves. The plan gives totals for progress.
 2. Each blob once: blobs are deduplicated by digest across the run; what the destination has is
    skipped; a blob needed in several repositories is sent once and mounted into the others.
-3. Order: blobs, then manifests children-first, then referrer records, then tags. A tag never
-   names incomplete content, and a re-run redoes only what is missing.
+3. Order: blobs, then every artifact's manifests children-first (each digest once per repository),
+   then referrer records, then tags, each read back. A tag never names incomplete content, nothing
+   is tagged while an all-or-nothing run can still fail, and a re-run redoes only what is missing.
 4. Sources verify digests while streaming; destinations verify again as they store.
-5. Bounded parallelism over blobs and artifacts.
+5. Bounded parallelism over blobs, manifests and tags.
 6. Manifests are copied byte for byte (only a platform-filtered index is authored anew).
 7. One result per artifact: a failure is reported and the rest proceed.
 
@@ -28,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 
-from ferry.errors import ConflictError, FerryError
+from ferry.errors import ConflictError, FerryError, InvalidReferenceError
 from ferry.oci import mediatypes as mt
 from ferry.oci.descriptor import Descriptor
 from ferry.oci.manifest import build_index, parse_manifest, platform_string
@@ -42,6 +43,8 @@ from ferry.plan import (
     CopyRequest,
     Placement,
     ProgressListener,
+    Write,
+    hold_back,
     place_blobs,
 )
 from ferry.redact import redact
@@ -97,6 +100,7 @@ def plan_copy(source: Source, destination: Destination | None, requests: list[Co
     with ThreadPoolExecutor(max_workers=max(1, options.parallelism), thread_name_prefix="ferry-plan") as pool:
         list(pool.map(lambda plan: _plan_artifact(source, destination, plan, options), artifacts))
     plan = CopyPlan(artifacts)
+    plan.fail_tag_collisions()
     if options.all_or_nothing and any(a.failed for a in artifacts):
         hold_back(plan.live, "not written: another artifact failed while planning (no ContinueOnErrors)")
     plan.placements = place_blobs(plan.live)
@@ -107,31 +111,38 @@ def transfer_blobs(source: Source, destination: Destination, plan: CopyPlan, dig
                    options: CopyOptions | None = None) -> BlobBatchResult:
     """Make each of ``digests`` present wherever ``plan`` places it, in parallel; never raises per blob."""
     options = options or CopyOptions()
-    counters = _Counters()
-    errors: dict[str, str] = {}
-    transient: list[str] = []
+    result, lock = BlobBatchResult(), threading.Lock()
     jobs = sorted(digests, key=lambda d: -plan.placements[d][0].descriptor.size)  # big first: workers stay busy
+
+    def count(**more: int) -> None:
+        with lock:
+            for name, n in more.items():
+                setattr(result, name, getattr(result, name) + n)
 
     def run_blob(digest: str) -> None:
         try:
-            _transfer_blob(source, destination, plan.placements[digest], counters, options.progress)
+            _transfer_blob(source, destination, plan.placements[digest], count, options.progress)
         except FerryError as exc:
-            errors[digest] = redact(str(exc))
+            result.errors[digest] = redact(str(exc))
             if exc.transient:
-                transient.append(digest)
+                result.transient.append(digest)
         except Exception as exc:  # a bug or an unexpected library error: report, don't hang the run
             log.exception("unexpected error copying blob %s", digest)
-            errors[digest] = redact(f"{type(exc).__name__}: {exc}")
+            result.errors[digest] = redact(f"{type(exc).__name__}: {exc}")
 
     with ThreadPoolExecutor(max_workers=max(1, options.parallelism), thread_name_prefix="ferry-blob") as pool:
         list(pool.map(run_blob, jobs))
-    return BlobBatchResult(errors=errors, transient=transient, uploaded=counters.uploaded, mounted=counters.mounted,
-                           skipped=counters.skipped, bytes_uploaded=counters.bytes_uploaded)
+    return result
 
 
 def finish_copy(destination: Destination, plan: CopyPlan, transferred: BlobBatchResult,
                 options: CopyOptions | None = None) -> CopyReport:
-    """Fail artifacts whose blobs failed, then write manifests, referrers and tags, then commit."""
+    """Fail artifacts whose blobs failed, then write manifests, referrer records and tags, then commit.
+
+    Every manifest of every artifact is written (each digest once per repository, children first)
+    before any referrer record, and those before any tag. With ``all_or_nothing`` a failure before
+    the tags writes no tag at all. Each result's ``tagged`` says which tags were written and read back.
+    """
     options = options or CopyOptions()
     live = plan.live
     for artifact in live:
@@ -142,8 +153,7 @@ def finish_copy(destination: Destination, plan: CopyPlan, transferred: BlobBatch
     if options.all_or_nothing and any(a.failed for a in live):
         hold_back([a for a in live if not a.failed],
                    "not tagged: another artifact failed while copying blobs (no ContinueOnErrors)")
-    with ThreadPoolExecutor(max_workers=max(1, options.parallelism), thread_name_prefix="ferry-write") as pool:
-        list(pool.map(lambda artifact: _write_manifests_and_tags(destination, artifact, options), plan.artifacts))
+    _write_all(destination, plan, options)
     destination.commit()
     return CopyReport(
         artifacts=[a.result for a in plan.artifacts], blobs_total=len(plan.placements),
@@ -151,17 +161,13 @@ def finish_copy(destination: Destination, plan: CopyPlan, transferred: BlobBatch
         bytes_total=plan.bytes_total, bytes_uploaded=transferred.bytes_uploaded)
 
 
-def hold_back(plans: list[ArtifactPlan], reason: str) -> None:
-    """Fail ``plans`` for ``reason``: another artifact failed and the run is all-or-nothing."""
-    for plan in plans:
-        plan.fail(FerryError(reason))
-
-
 # -- planning -------------------------------------------------------------------------------
 def _plan_artifact(source: Source, destination: Destination | None, plan: ArtifactPlan,
                    options: CopyOptions) -> None:
     request = plan.request
     try:
+        if (problem := request.invalid_name()) is not None:
+            raise InvalidReferenceError(problem)
         root = source.resolve(request.source_repository, request.source_reference)
         raw = source.fetch_manifest(request.source_repository, root)
         root, raw = _select_platforms(source, request.source_repository, root, raw, options.platforms)
@@ -187,12 +193,16 @@ def _plan_artifact(source: Source, destination: Destination | None, plan: Artifa
 
 def _check_tags(destination: Destination, request: CopyRequest, root: Descriptor, options: CopyOptions) -> None:
     """ConflictError if a target tag points elsewhere and OverwriteTags was not asked for."""
-    for tag in request.target_tags:
-        existing = destination.get_tag(request.target_repository, tag)
-        if existing is not None and existing.digest != root.digest and not options.overwrite_tags:
-            raise ConflictError(
-                f"tag {request.target_repository}:{tag} in {destination.name} already points to "
-                f"{existing.digest}, not {root.digest}; replace it with --force, --overwrite-tags or OverwriteTags")
+    for tag in request.target_tags if not options.overwrite_tags else ():
+        _check_tag(destination, Write(request.target_repository, root, tag=tag))
+
+
+def _check_tag(destination: Destination, write: Write) -> None:
+    current = destination.get_tag(write.repository, write.tag)
+    if current is not None and current.digest != write.descriptor.digest:
+        raise ConflictError(
+            f"tag {write.repository}:{write.tag} in {destination.name} already points to {current.digest}, not "
+            f"{write.descriptor.digest}; replace it with --force, --overwrite-tags or OverwriteTags")
 
 
 def _select_platforms(
@@ -251,21 +261,8 @@ def _holds_entry(source: Source, digest: str) -> bool:
 
 
 # -- transfer -------------------------------------------------------------------------------
-class _Counters:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.uploaded = self.mounted = self.skipped = self.bytes_uploaded = 0
-
-    def add(self, *, uploaded: int = 0, mounted: int = 0, skipped: int = 0, nbytes: int = 0) -> None:
-        with self._lock:
-            self.uploaded += uploaded
-            self.mounted += mounted
-            self.skipped += skipped
-            self.bytes_uploaded += nbytes
-
-
 def _transfer_blob(source: Source, destination: Destination, group: list[Placement],
-                   counters: _Counters, progress: ProgressListener | None) -> None:
+                   count: Callable[..., None], progress: ProgressListener | None) -> None:
     """Make one digest present in every target repository of ``group``, moving its bytes at most once."""
     can_mount = isinstance(destination, BlobMounter)
     same_store = source.name == destination.name
@@ -273,14 +270,14 @@ def _transfer_blob(source: Source, destination: Destination, group: list[Placeme
     for index, placement in enumerate(group):
         target, descriptor, source_repository = placement.target, placement.descriptor, placement.source
         if destination.has_blob(target, descriptor):
-            counters.add(skipped=1)
+            count(skipped=1)
             if progress and index == 0:
                 progress.advance(descriptor.size)
             present_in = present_in or target
             continue
         if can_mount and _mount_from_anywhere(destination, target, descriptor,  # type: ignore[arg-type]
                                               present_in, source_repository if same_store else None):
-            counters.add(mounted=1)
+            count(mounted=1)
             if progress and index == 0:
                 progress.advance(descriptor.size)
             present_in = present_in or target
@@ -288,7 +285,7 @@ def _transfer_blob(source: Source, destination: Destination, group: list[Placeme
         opener = _counting_opener(partial(source.open_blob, source_repository, descriptor),
                                   progress if index == 0 else None)
         sent = destination.put_blob(target, descriptor, opener)
-        counters.add(uploaded=1, nbytes=sent)
+        count(uploaded=1, bytes_uploaded=sent)
         present_in = target
 
 
@@ -319,25 +316,85 @@ def _count(stream: Iterator[bytes], advance: Callable[[int], None]) -> Iterator[
         yield chunk
 
 
-def _write_manifests_and_tags(destination: Destination, plan: ArtifactPlan, options: CopyOptions) -> None:
-    if plan.failed or plan.root is None:
+# -- finishing: manifests, referrer records, tags ------------------------------------------
+def _write_all(destination: Destination, plan: CopyPlan, options: CopyOptions) -> None:
+    writes = plan.finish_writes()
+    phases: list[tuple[list[Write], Callable[[Write], object], str]] = [
+        (wave, lambda w: destination.put_manifest(w.repository, w.descriptor, w.raw), "writing manifests")
+        for wave in writes.manifests]
+    phases.append((writes.referrers, partial(_add_referrer, destination), "recording referrers"))
+    if not options.overwrite_tags:  # the tag may have moved since planning
+        phases.append(([w for wave in writes.tags for w in wave], partial(_check_tag, destination), "checking tags"))
+    with ThreadPoolExecutor(max_workers=max(1, options.parallelism), thread_name_prefix="ferry-write") as pool:
+        if all(_run_phase(pool, plan, options, *phase) for phase in phases):  # stops at the first that says stop
+            _write_tags(destination, pool, writes.tags, options)
+    for artifact in plan.artifacts:
+        if not artifact.failed and artifact.root is not None:
+            artifact.result.status = "copied"
         if options.progress:
-            options.progress.artifact_done(plan.result)
-        return
-    target = plan.request.target_repository
-    try:
-        for descriptor, raw in plan.manifests:
-            destination.put_manifest(target, descriptor, raw)
-        for subject, referrer in plan.referrer_links:
-            destination.add_referrer(target, subject, referrer)
-        for tag in plan.request.target_tags:
-            destination.set_tag(target, tag, plan.root, plan.root_raw)
-        plan.result.status = "copied"
-    except FerryError as exc:
-        plan.fail(exc)
-    except Exception as exc:
-        log.exception("unexpected error writing %s", plan.request.target_label)
-        plan.fail(exc)
-    if options.progress:
-        options.progress.artifact_done(plan.result)
+            options.progress.artifact_done(artifact.result)
 
+
+def _run_phase(pool: ThreadPoolExecutor, plan: CopyPlan, options: CopyOptions, writes: list[Write],
+               action: Callable[[Write], object], doing: str) -> bool:
+    """Run ``action`` on the live ``writes``; False when the run stops there (a failure, all-or-nothing)."""
+    if _each(pool, [w for w in writes if w.live], action) and options.all_or_nothing:
+        hold_back(plan.live, f"not tagged: another artifact failed while {doing} (no ContinueOnErrors)")
+        return False
+    return True
+
+
+def _each(pool: ThreadPoolExecutor, writes: list[Write], action: Callable[[Write], object]) -> list[Write]:
+    """Run ``action`` on every write in parallel, fail the owners of those that raise; returns those."""
+    def run(write: Write) -> BaseException | None:
+        try:
+            action(write)
+        except Exception as exc:  # FerryError; or a bug, an unexpected library error: logged, reported
+            if not isinstance(exc, FerryError):
+                log.exception("unexpected error writing %s", write.tag or write.descriptor.digest)
+            return exc
+        return None
+
+    failed = []
+    for write, error in zip(writes, pool.map(run, writes), strict=True):
+        if error is not None:
+            failed.append(write)
+            for owner in write.owners:
+                owner.fail(error)
+    return failed
+
+
+def _write_tags(destination: Destination, pool: ThreadPoolExecutor, waves: list[list[Write]],
+                options: CopyOptions) -> None:
+    """Write the tags wave by wave (all-or-nothing stops at the first failure), then read each back
+    after ``tag_settle_seconds``: registries have no conditional tag write, so a tag another writer
+    replaced meanwhile is a ConflictError, and ``tagged`` lists only tags read back as written."""
+    written: list[Write] = []
+    for number, wave in enumerate(waves):
+        todo = [w for w in wave if w.live]
+        failed = _each(pool, todo, lambda w: destination.set_tag(w.repository, w.tag, w.descriptor, w.raw))
+        written += [w for w in todo if w not in failed]
+        if failed and options.all_or_nothing:
+            hold_back([a for later in waves[number + 1:] for w in later for a in w.owners if not a.failed],
+                      "not tagged: another artifact failed while writing tags (no ContinueOnErrors)")
+            break
+    if written and options.tag_settle_seconds > 0:
+        time.sleep(options.tag_settle_seconds)
+    lost = _each(pool, written, partial(_verify_tag, destination))
+    for write in written:
+        for owner in write.owners if write not in lost else ():
+            owner.result.tagged.append(write.tag)
+
+
+def _add_referrer(destination: Destination, write: Write) -> None:
+    assert write.subject is not None
+    destination.add_referrer(write.repository, write.subject, write.descriptor)
+
+
+def _verify_tag(destination: Destination, write: Write) -> None:
+    current = destination.get_tag(write.repository, write.tag)
+    if current is None or current.digest != write.descriptor.digest:
+        now = f"points to {current.digest}" if current else "is gone"
+        raise ConflictError(
+            f"tag {write.repository}:{write.tag} in {destination.name} {now} after Ferry pointed it to "
+            f"{write.descriptor.digest}: another writer replaced it at the same time")

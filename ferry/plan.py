@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ferry.errors import FerryError
+from ferry.errors import ConflictError, FerryError
 from ferry.oci.descriptor import Descriptor
+from ferry.oci.manifest import parse_manifest
 from ferry.redact import redact
+from ferry.reference import is_valid_repository, is_valid_tag
 from ferry.transports.base import PlannedArtifact, WritePlan
 
 
@@ -40,6 +43,18 @@ class CopyRequest:
         tags = ",".join(self.target_tags)
         return f"{self.target_repository}:{tags}" if tags else f"{self.target_repository} (untagged)"
 
+    def invalid_name(self) -> str | None:
+        r"""What is wrong with the target repository or a tag (the distribution grammar, ASCII, whole
+        string: ``isascii``/``isprintable`` refuse what ``re.match`` with ``\w`` and ``$`` let pass), or None."""
+        repository = self.target_repository
+        if not (is_valid_repository(repository) and repository.isascii() and repository.isprintable()):
+            return f"target repository {repository!r} is not a valid repository name"
+        for tag in self.target_tags:
+            if not (is_valid_tag(tag) and tag.isascii() and tag.isprintable()):
+                return (f"target tag {tag!r} is not a valid tag (ASCII letters, digits, '_', '.' and '-', "
+                        "128 at most, not starting with '.' or '-')")
+        return None
+
 
 class ProgressListener(Protocol):
     """Receives progress; called from worker threads."""
@@ -60,8 +75,13 @@ class CopyOptions:
     platforms: frozenset[str] | None = None
     parallelism: int = 8
     progress: ProgressListener | None = None
-    #: Without ContinueOnErrors: if any artifact fails, no manifest or tag of any artifact is written.
+    #: Without ContinueOnErrors: if any artifact fails, no tag of any artifact is written (content may
+    #: be, by digest, when the failure comes late).
     all_or_nothing: bool = False
+    #: Seconds between writing a run's tags and reading them back. Registries have no conditional
+    #: tag write: a concurrent writer that checked the tag just before ours landed may still
+    #: replace it; the pause lets such a write land before the read-back that decides the result.
+    tag_settle_seconds: float = 0.2
     #: Copy non-distributable (foreign) layers like any blob, fetched from their URLs if the source
     #: registry lacks them (for air-gapped targets). Without it they stay at their URLs, except
     #: those a source holds as entries (an archive exported with this option), which are carried on.
@@ -84,6 +104,8 @@ class ArtifactResult:
     size: int = 0
     referrers: int = 0
     error: str | None = None
+    #: The tags this run wrote and read back pointing at ``digest`` (``tags`` are the requested ones).
+    tagged: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -173,6 +195,35 @@ class Placement:
     source: str
 
 
+@dataclass(eq=False)
+class Write:
+    """One write of a run's last phase, once per target repository however many ``owners`` (artifacts)
+    need it: a manifest (``descriptor``, ``raw``), a referrer record (``subject`` -> ``descriptor``) or
+    a tag (``tag`` -> root ``descriptor`` whose bytes are ``raw``)."""
+
+    repository: str
+    descriptor: Descriptor
+    raw: bytes = b""
+    subject: Descriptor | None = None
+    tag: str = ""
+    owners: list[ArtifactPlan] = field(default_factory=list)
+
+    @property
+    def live(self) -> bool:
+        return any(not owner.failed for owner in self.owners)
+
+
+@dataclass
+class FinishWrites:
+    """What finishing a run writes, in order: manifest waves, referrer records, tag waves. A manifest's
+    wave follows those of its children and subject, a tag's is its root's: no write references a
+    manifest being rewritten (distribution answers that race with 400 DIGEST_INVALID / MANIFEST_BLOB_UNKNOWN)."""
+
+    manifests: list[list[Write]]
+    referrers: list[Write]
+    tags: list[list[Write]]
+
+
 @dataclass
 class CopyPlan:
     """A whole run, walked: per-artifact plans and, per unique blob, every place it must land.
@@ -193,19 +244,50 @@ class CopyPlan:
         return sum(group[0].descriptor.size for group in self.placements.values())
 
     def write_plan(self) -> WritePlan:
-        manifests: dict[str, tuple[Descriptor, bytes]] = {}
-        live = self.live
-        for plan in live:
-            for descriptor, raw in plan.manifests:
-                manifests.setdefault(descriptor.digest, (descriptor, raw))
+        live, writes = self.live, self.finish_writes()
         return WritePlan(
             artifacts=tuple(PlannedArtifact(p.request.target_repository, p.request.target_tags, p.root)
                             for p in live if p.root is not None),
             blobs=tuple(group[0].descriptor for group in self.placements.values()),
-            manifests=tuple(manifests.values()),
-            referrers=tuple((p.request.target_repository, subject, referrer)
-                            for p in live for subject, referrer in p.referrer_links),
+            manifests=tuple({w.descriptor.digest: (w.descriptor, w.raw) for wave in writes.manifests
+                             for w in wave}.values()),
+            referrers=tuple((w.repository, w.subject, w.descriptor) for w in writes.referrers if w.subject),
         )
+
+    def finish_writes(self) -> FinishWrites:
+        """The writes of the live artifacts, each (repository, digest), record and tag once."""
+        manifests: dict[tuple[str, str], Write] = {}
+        referrers: dict[tuple[str, str, str], Write] = {}
+        tags: dict[tuple[str, str], Write] = {}
+        for plan in self.live:
+            repository, root = plan.request.target_repository, plan.root
+            for descriptor, raw in plan.manifests:
+                write = Write(repository, descriptor, raw)
+                manifests.setdefault((repository, descriptor.digest), write).owners.append(plan)
+            for subject, referrer in plan.referrer_links:
+                write = Write(repository, referrer, subject=subject)
+                referrers.setdefault((repository, subject.digest, referrer.digest), write).owners.append(plan)
+            for tag in plan.request.target_tags:
+                assert root is not None  # a live artifact has resolved its root
+                tags.setdefault((repository, tag), Write(repository, root, plan.root_raw, tag=tag)).owners.append(plan)
+        levels = _levels(manifests)
+        return FinishWrites(
+            manifests=_waves(manifests.values(), lambda w: levels[(w.repository, w.descriptor.digest)]),
+            referrers=list(referrers.values()),
+            tags=_waves(tags.values(), lambda w: levels.get((w.repository, w.descriptor.digest), 0)))
+
+    def fail_tag_collisions(self) -> None:
+        """Artifacts of this run that would point one tag at different manifests all fail."""
+        claims: dict[tuple[str, str], list[ArtifactPlan]] = {}
+        for plan in self.live:
+            for tag in plan.request.target_tags:
+                claims.setdefault((plan.request.target_repository, tag), []).append(plan)
+        for (repository, tag), plans in claims.items():
+            if len({p.root.digest for p in plans if p.root is not None}) > 1:
+                sources = ", ".join(p.request.source_label for p in plans)
+                for plan in plans:
+                    plan.fail(ConflictError(f"{repository}:{tag} would name different manifests in one run "
+                                            f"({sources})"))
 
     def batches(self, max_bytes: int = 512 * 1024 * 1024, max_blobs: int = 64) -> list[list[str]]:
         """Blob digests grouped for fan-out: biggest first, each batch under ``max_bytes`` (a blob
@@ -271,6 +353,38 @@ class BlobBatchResult:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def _levels(manifests: dict[tuple[str, str], Write]) -> dict[tuple[str, str], int]:
+    """(repository, digest) -> 0 for a manifest referencing no other of ``manifests``, else one more
+    than the highest of its children and its subject."""
+    levels: dict[tuple[str, str], int] = {}
+
+    def level(key: tuple[str, str]) -> int:
+        if key not in levels:
+            levels[key] = 0  # content addressing rules out cycles; this only stops a forged one
+            write = manifests[key]
+            parsed = parse_manifest(write.raw, write.descriptor.media_type)
+            edges = [d.digest for d in parsed.manifests] + ([parsed.subject.digest] if parsed.subject else [])
+            levels[key] = 1 + max((level((key[0], d)) for d in edges if (key[0], d) in manifests), default=-1)
+        return levels[key]
+
+    for key in manifests:
+        level(key)
+    return levels
+
+
+def _waves(writes: Iterable[Write], level: Callable[[Write], int]) -> list[list[Write]]:
+    waves: dict[int, list[Write]] = {}
+    for write in writes:
+        waves.setdefault(level(write), []).append(write)
+    return [waves[n] for n in sorted(waves)]
+
+
+def hold_back(plans: list[ArtifactPlan], reason: str) -> None:
+    """Fail ``plans`` for ``reason``: another artifact failed and the run is all-or-nothing."""
+    for plan in plans:
+        plan.fail(FerryError(reason))
 
 
 def place_blobs(plans: list[ArtifactPlan]) -> dict[str, list[Placement]]:
