@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         destination=location_endpoint(dst, destination_credentials, env, "destination", args,
                                       azure_ad=args.dest_azure_ad),
         select=tuple(selection_for(each, dst, args, prefix_mode=prefix_mode) for each in sources),
+        # Each artifact of a copy stands alone, as with az acr import: one failing leaves the rest.
         options=job_options(args, overwrite_tags=args.force, platforms=tuple(args.platform or ()),
-                            include_foreign_layers=args.include_foreign_layers))
+                            include_foreign_layers=args.include_foreign_layers, continue_on_errors=True))
     return print_outcome(run_with_progress(spec, env, args), args)

@@ -53,9 +53,10 @@ def job_options(args: argparse.Namespace, **extra: Any) -> JobOptions:
         raise UsageError("--parallel must be at least 1")
     if args.max_artifacts < 1:
         raise UsageError("--max-artifacts must be at least 1")
-    return JobOptions(include_referrers=not args.no_referrers, parallelism=args.parallel,
-                      max_artifacts=args.max_artifacts,
-                      continue_on_errors=bool(getattr(args, "continue_on_errors", False)), **extra)
+    base: dict[str, Any] = {"include_referrers": not args.no_referrers, "parallelism": args.parallel,
+                            "max_artifacts": args.max_artifacts,
+                            "continue_on_errors": bool(getattr(args, "continue_on_errors", False))}
+    return JobOptions(**{**base, **extra})
 
 
 def run_with_progress(spec: JobSpec, env: JobEnvironment, args: argparse.Namespace) -> JobOutcome:
@@ -78,4 +79,14 @@ def print_outcome(outcome: JobOutcome, args: argparse.Namespace, extra: dict[str
         for key, value in extra.items():
             if value is not None and key != "skipped":
                 print(f"{key}: {value}")
-    return 0 if outcome.ok else 1
+    return exit_code(outcome)
+
+
+def exit_code(outcome: JobOutcome) -> int:
+    """0 when everything copied. When every artifact that failed on its own failed for one kind of
+    reason, that reason's code (3 registry, 4 authentication, 5 not found, 6 integrity, 7 conflict);
+    with different reasons, or only skipped and held-back artifacts, 1."""
+    if outcome.ok:
+        return 0
+    codes = {a.exit_code for a in outcome.report.artifacts if not a.ok and a.exit_code is not None}
+    return codes.pop() if len(codes) == 1 and not outcome.skipped else 1

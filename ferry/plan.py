@@ -44,13 +44,13 @@ class CopyRequest:
         return f"{self.target_repository}:{tags}" if tags else f"{self.target_repository} (untagged)"
 
     def invalid_name(self) -> str | None:
-        r"""What is wrong with the target repository or a tag (the distribution grammar, ASCII, whole
-        string: ``isascii``/``isprintable`` refuse what ``re.match`` with ``\w`` and ``$`` let pass), or None."""
+        """What is wrong with the target repository or a tag (the distribution grammar, whole string,
+        ASCII: :mod:`ferry.reference`), or None."""
         repository = self.target_repository
-        if not (is_valid_repository(repository) and repository.isascii() and repository.isprintable()):
+        if not is_valid_repository(repository):
             return f"target repository {repository!r} is not a valid repository name"
         for tag in self.target_tags:
-            if not (is_valid_tag(tag) and tag.isascii() and tag.isprintable()):
+            if not is_valid_tag(tag):
                 return (f"target tag {tag!r} is not a valid tag (ASCII letters, digits, '_', '.' and '-', "
                         "128 at most, not starting with '.' or '-')")
         return None
@@ -106,6 +106,9 @@ class ArtifactResult:
     error: str | None = None
     #: The tags this run wrote and read back pointing at ``digest`` (``tags`` are the requested ones).
     tagged: list[str] = field(default_factory=list)
+    #: The exit code of the failure's kind (3 registry, 4 auth, 5 not found, 6 integrity, 7 conflict);
+    #: None when the artifact was only held back because another failed.
+    exit_code: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -154,6 +157,7 @@ class ArtifactPlan:
         if self.result.error is None:
             self.result.error = redact(str(error))
             self.transient = isinstance(error, FerryError) and error.transient
+            self.result.exit_code = error.exit_code if isinstance(error, FerryError) else 1
         self.result.status = "failed"
 
     def to_json(self) -> dict[str, Any]:
@@ -384,7 +388,10 @@ def _waves(writes: Iterable[Write], level: Callable[[Write], int]) -> list[list[
 def hold_back(plans: list[ArtifactPlan], reason: str) -> None:
     """Fail ``plans`` for ``reason``: another artifact failed and the run is all-or-nothing."""
     for plan in plans:
+        fresh = plan.result.error is None
         plan.fail(FerryError(reason))
+        if fresh:
+            plan.result.exit_code = None  # not its own failure: it does not decide the exit code
 
 
 def place_blobs(plans: list[ArtifactPlan]) -> dict[str, list[Placement]]:

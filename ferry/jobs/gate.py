@@ -19,9 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ferry.copy import hold_back
 from ferry.errors import FerryError
-from ferry.plan import CopyOptions, CopyPlan, place_blobs
+from ferry.plan import CopyOptions, CopyPlan, hold_back, place_blobs
 
 
 @dataclass(frozen=True)

@@ -124,7 +124,7 @@ class JobOutcome:
 def run_job(spec: JobSpec, env: JobEnvironment, *, gates: Sequence[PlanGate] = (),
             progress: ProgressListener | None = None) -> JobOutcome:
     """Run the whole job here; never raises for a single artifact."""
-    options = spec.options.copy_options(progress)
+    options = spec.copy_options(progress)
     with ExitStack() as stack:
         source = open_job_source(spec.source, env, stack, spec.options.parallelism)
         destination = open_job_destination(spec.destination, env, stack, spec.options.parallelism)
@@ -154,7 +154,7 @@ def plan_job(spec: JobSpec, env: JobEnvironment, prefix: str, gates: Sequence[Pl
     An artifact that cannot be planned fails in the plan (reported at the finish); one that failed
     transiently makes the whole step transient, to be retried once the registry is back.
     """
-    options = spec.options.copy_options()
+    options = spec.copy_options()
     with ExitStack() as stack:
         source = open_job_source(spec.source, env, stack, spec.options.parallelism)
         destination = open_job_destination(spec.destination, env, stack, spec.options.parallelism)
@@ -180,7 +180,7 @@ def transfer_batch(spec: JobSpec, env: JobEnvironment, prefix: str, index: int) 
             destination = open_job_destination(spec.destination, env, stack, spec.options.parallelism)
             if isinstance(destination, PlanAware):
                 destination.prepare(plan.write_plan())
-            result = transfer_blobs(source, destination, plan, batch, spec.options.copy_options())
+            result = transfer_blobs(source, destination, plan, batch, spec.copy_options())
             if isinstance(destination, ArchiveDestination):
                 env.claims.put_json(f"{prefix}/part-{index}.json", destination.export_state())
     except FerryError as exc:
@@ -213,7 +213,7 @@ def finish_job(spec: JobSpec, env: JobEnvironment, prefix: str, outcomes: Sequen
             for outcome in outcomes:
                 if outcome.result is not None:
                     destination.import_state(env.claims.get_json(f"{prefix}/part-{outcome.index}.json"))
-        report = finish_copy(destination, plan, merged, spec.options.copy_options())
+        report = finish_copy(destination, plan, merged, spec.copy_options())
         return _finish(spec, env, source, destination, plan, report)
 
 

@@ -261,11 +261,14 @@ class JobOptions:
             if not isinstance(platform, str) or not _PLATFORM.fullmatch(platform):
                 raise UsageError(f"platform {platform!r} is not os/arch[/variant], such as linux/arm64/v8")
 
-    def copy_options(self, progress: ProgressListener | None = None) -> CopyOptions:
+    def copy_options(self, progress: ProgressListener | None = None, *, shared_tags: bool = True) -> CopyOptions:
+        """The engine's options. ``shared_tags``: the destination is a registry other writers may
+        tag at the same time, so written tags are read back after a pause (a file has one writer)."""
         return CopyOptions(overwrite_tags=self.overwrite_tags, include_referrers=self.include_referrers,
                            platforms=frozenset(self.platforms) or None, parallelism=self.parallelism,
                            progress=progress, all_or_nothing=not self.continue_on_errors,
-                           include_foreign_layers=self.include_foreign_layers)
+                           include_foreign_layers=self.include_foreign_layers,
+                           **({} if shared_tags else {"tag_settle_seconds": 0.0}))
 
 
 @dataclass(frozen=True)
@@ -293,6 +296,10 @@ class JobSpec:
     @property
     def exports_archive(self) -> bool:
         return isinstance(self.destination, ArchiveEndpoint)
+
+    def copy_options(self, progress: ProgressListener | None = None) -> CopyOptions:
+        """The engine's options for this job (its destination decides whether tags are shared)."""
+        return self.options.copy_options(progress, shared_tags=isinstance(self.destination, RegistryEndpoint))
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = _to_json(self)

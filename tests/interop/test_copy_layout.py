@@ -65,5 +65,5 @@ def test_missing_layout_and_missing_ref_are_clear(tmp_path, registry_b, capsys):
     layout.mkdir()
     (layout / "index.json").write_text('{"schemaVersion":2,"manifests":[]}')
     result = run_ferry(capsys, "copy", f"oci:{layout}:a/b:v1", f"{registry_b.host}/x/y:v1")
-    assert result.code == 1
+    assert result.code == 5
     assert "a/b:v1" in result.out

@@ -58,3 +58,15 @@ def test_a_single_tagless_repository_is_an_error(registry, registry_b, capsys):
     empty = f"bad/empty{uuid.uuid4().hex[:6]}"
     result = run_ferry(capsys, "copy", f"{registry.host}/{empty}", registry_b.host, "--all-tags")
     assert result.code == 2 and empty in result.err
+
+
+def test_different_reasons_exit_1_one_reason_exits_with_its_code(registry, registry_b, seeded, content, capsys):
+    c.push(registry_b.url, seeded, content["helm"], tag="v1")  # the target tag points elsewhere: a conflict
+    conflict = run_ferry(capsys, "copy", f"{registry.host}/{seeded}:v1", f"{registry_b.host}/{seeded}:v1")
+    assert conflict.code == 7
+    missing = run_ferry(capsys, "copy", f"{registry.host}/{seeded}:nope", f"{registry_b.host}/{seeded}:other")
+    assert missing.code == 5
+    # Several artifacts failing for different reasons: 1.
+    mixed = run_ferry(capsys, "copy", f"{registry.host}/{seeded}:v1", f"{registry.host}/{seeded}:nope",
+                      registry_b.host)
+    assert mixed.code == 1 and "nope" in mixed.out

@@ -166,7 +166,7 @@ def test_existing_different_tag_needs_force(registry, registry_b, content, seede
     target = f"{registry_b.host}/conflict/img:v1"
     assert run_ferry(capsys, "copy", f"{registry.host}/{seeded['docker']}:v1", target).code == 0
     result = run_ferry(capsys, "copy", f"{registry.host}/{seeded['helm']}:v1", target)
-    assert result.code == 1
+    assert result.code == 7  # conflict
     assert "conflict/img:v1" in result.out and "--force" in result.out
     assert skopeo_raw(registry_b.host, "conflict/img", "v1") == content["docker"].raw
     forced = run_ferry(capsys, "copy", f"{registry.host}/{seeded['helm']}:v1", target, "--force")

@@ -80,7 +80,7 @@ def test_manifest_digest_mismatch_by_digest(fake_registry, registry_b, unique_re
     assert "digest mismatch" in str(info.value) and claimed in str(info.value) and image.digest in str(info.value)
 
     result = run_ferry(capsys, "copy", f"{fake_registry.host}/src/img@{claimed}", f"{registry_b.host}/{unique_repo}:v1")
-    assert result.code == 1
+    assert result.code == 6  # integrity
     assert "digest mismatch" in result.out + result.err and claimed in result.out + result.err
     assert c.list_tags(registry_b.url, unique_repo) == []
 
@@ -94,7 +94,7 @@ def test_manifest_by_tag_with_lying_digest_header(fake_registry, registry_b, uni
     with RegistryClient(fake_registry.host) as client, pytest.raises(IntegrityError, match=claimed):
         client.get_manifest("src/img", "v1")
     result = run_ferry(capsys, "copy", f"{fake_registry.host}/src/img:v1", f"{registry_b.host}/{unique_repo}:v1")
-    assert result.code == 1
+    assert result.code == 6
     assert "digest mismatch" in result.out
     assert c.list_tags(registry_b.url, unique_repo) == []
 
@@ -122,7 +122,7 @@ def test_truncated_blob_fails_and_writes_nothing(fake_registry, registry_b, uniq
 def test_missing_tag_names_repo_and_tag(registry, registry_b, content, unique_repo, capsys):
     c.push(registry.url, unique_repo, content["helm"], tag="v1")
     result = run_ferry(capsys, "copy", f"{registry.host}/{unique_repo}:nope", f"{registry_b.host}/{unique_repo}:nope")
-    assert result.code == 1
+    assert result.code == 5  # not found
     assert f"{unique_repo}:nope" in result.out + result.err
     assert c.list_tags(registry_b.url, unique_repo) == []
     for blob in content["helm"].all_blobs():
@@ -132,7 +132,7 @@ def test_missing_tag_names_repo_and_tag(registry, registry_b, content, unique_re
 def test_missing_repository(fake_registry, registry_b, unique_repo, capsys):
     result = run_ferry(capsys, "copy", f"{fake_registry.host}/no/such:v1", f"{registry_b.host}/{unique_repo}:v1",
                        "--json")
-    assert result.code == 1
+    assert result.code == 5
     failed = result.json()["artifacts"][0]
     assert failed["status"] == "failed" and "no/such:v1" in failed["error"]
     assert fake_registry.count("/manifests/v1", "GET") == 1  # a 404 is not retried
