@@ -23,8 +23,8 @@ import azure.functions as func
 from ferry.azure.claims import claim_store
 from ferry.errors import AccessDeniedError, ConflictError, FerryError, NotFoundError, UsageError
 from ferry.redact import redact
-from ferry.settings import Settings
-from ferry.transfer.store import ResourceStore, connection_string
+from ferry.settings import Settings, StorageConnection
+from ferry.transfer.store import ResourceStore, app_storage
 
 log = logging.getLogger("ferry.api")
 _T = TypeVar("_T")
@@ -103,16 +103,16 @@ def settings() -> Settings:
     return Settings.from_env()
 
 
-_stores: dict[str, ResourceStore] = {}
+_stores: dict[StorageConnection, ResourceStore] = {}
 _stores_lock = threading.Lock()
 
 
 def resource_store(current: Settings | None = None) -> ResourceStore:
-    """One store per connection string (its tables are created once)."""
-    conn = connection_string(current or settings())
+    """One store per app storage connection (its tables are created once)."""
+    conn = app_storage(current or settings())
     with _stores_lock:
         if conn not in _stores:
-            _stores[conn] = ResourceStore.from_connection_string(conn)
+            _stores[conn] = ResourceStore.from_connection(conn)
         return _stores[conn]
 
 

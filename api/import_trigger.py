@@ -12,7 +12,6 @@ logged and ignored; an archive whose metadata does not match its contents is ref
 which reports it as Failed without importing.
 """
 
-from __future__ import annotations
 
 import hashlib
 import logging
@@ -20,11 +19,13 @@ from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
+import azurefunctions.extensions.bindings.blob as blob_binding
+from azure.storage.blob import BlobClient
 
 from api._http import off_loop, resource_store, settings
 from api.runs import RUNS, start_run
 from ferry.archive.catalog import is_ferry_archive
-from ferry.azure.blob import BlobLocation, ConnectionStringAuth, blob_client
+from ferry.azure.blob import BlobLocation
 from ferry.azure.errors import translate_azure_errors
 from ferry.egress import EgressPolicy
 from ferry.errors import ConflictError, UsageError
@@ -58,19 +59,18 @@ def _same_container(pipeline_uri: str, blob: BlobLocation) -> bool:
                                                                          blob.container)
 
 
-def _blob_properties(location: BlobLocation, current: Settings) -> tuple[str, dict[str, str]]:
-    connection = current.import_storage
-    auth = ConnectionStringAuth((connection,)) if "AccountName=" in connection else None
+def _blob_properties(archive: BlobClient, location: BlobLocation) -> tuple[str, dict[str, str]]:
+    """The blob's version (ETag) and metadata: one HEAD, never its content."""
     with translate_azure_errors(f"archive {location}"):
-        properties = blob_client(location, auth).get_blob_properties()
+        properties = archive.get_blob_properties()
     return str(properties.etag).strip('"'), dict(properties.metadata or {})
 
 
-async def handle_archive(name: str, uri: str, client: Any) -> list[str]:
-    """Start an import for every enabled pipeline watching the blob at ``uri``; the runs started."""
+async def handle_archive(archive: BlobClient, client: Any) -> list[str]:
+    """Start an import for every enabled pipeline watching the blob ``archive`` names; the runs started."""
     current = settings()
-    location = BlobLocation.parse(uri)
-    etag, metadata = await off_loop(_blob_properties, location, current)
+    location = BlobLocation.parse(archive.url)
+    etag, metadata = await off_loop(_blob_properties, archive, location)
     if not is_ferry_archive(metadata):
         log.info("blob %s has no Ferry archive metadata; ignored", location)
         return []
@@ -105,11 +105,13 @@ async def handle_archive(name: str, uri: str, client: Any) -> list[str]:
 @bp.blob_trigger(arg_name="archive", path=f"%{IMPORT_BLOB_PATH}%", connection=IMPORT_STORAGE,
                  source=trigger_source())
 @bp.durable_client_input(client_name="client")
-async def import_trigger(archive: func.InputStream, client: df.DurableOrchestrationClient) -> None:
-    """Never reads the archive's content here: the import run reads it by range."""
+async def import_trigger(archive: blob_binding.BlobClient, client: df.DurableOrchestrationClient) -> None:
+    """The worker hands over a BlobClient (an SDK-type binding), so a multi-gigabyte archive is never
+    loaded to start an import: the run reads it by range."""
+    name = getattr(archive, "blob_name", "") or ""
     try:
-        started = await handle_archive(archive.name or "", archive.uri or "", client)
-        log.info("archive %s: started %s", archive.name, ", ".join(started) or "nothing")
+        started = await handle_archive(archive, client)
+        log.info("archive %s: started %s", name, ", ".join(started) or "nothing")
     except Exception as exc:
-        log.error("archive %s: import not started: %s", archive.name, redact(str(exc)))
+        log.error("archive %s: import not started: %s", name, redact(str(exc)))
         raise

@@ -76,6 +76,29 @@ def _host(value: str) -> str:
     return value.strip().removeprefix("https://").removeprefix("http://").rstrip("/")
 
 
+#: The identity form of a storage connection setting X: X__accountName, X__blobServiceUri, ...
+IDENTITY_SUFFIXES = ("accountName", "blobServiceUri", "serviceUri", "queueServiceUri", "tableServiceUri",
+                     "credential", "clientId")
+
+
+@dataclass(frozen=True)
+class StorageConnection:
+    """The app's storage, from setting ``setting``: a connection string, or service URIs reached
+    with a managed identity (``client_id`` names a user-assigned one; None: the default identity).
+    Hashable, so clients can be pooled per connection. ``repr`` never shows the string's key."""
+
+    setting: str
+    connection_string: str | None = field(default=None, repr=False)
+    blob_uri: str | None = None
+    table_uri: str | None = None
+    queue_uri: str | None = None
+    client_id: str | None = None
+
+    @property
+    def uses_identity(self) -> bool:
+        return self.connection_string is None
+
+
 @dataclass(frozen=True)
 class Settings:
     """A read-only view of app settings; every accessor names the setting in its errors."""
@@ -92,6 +115,40 @@ class Settings:
         return (self.env.get(name) or "").strip()
 
     # -- storage ---------------------------------------------------------------------------------
+    def storage_connection(self, name: str, *, fallback: str | None = None) -> StorageConnection:
+        """Setting ``name`` (else ``fallback``) as a connection string, or in the identity form the
+        Functions host uses: ``name__accountName`` or ``name__blobServiceUri`` (``__serviceUri``),
+        ``__tableServiceUri``, ``__queueServiceUri``, with ``__credential=managedidentity`` and
+        ``__clientId`` for a user-assigned identity. UsageError naming both forms when unset."""
+        for candidate in (name, fallback):
+            if not candidate:
+                continue
+            if self.get(candidate):
+                return StorageConnection(candidate, connection_string=expand_connection_string(self.get(candidate)))
+            found = self._identity_connection(candidate)
+            if found is not None:
+                return found
+        either = f" (nor {fallback})" if fallback else ""
+        raise UsageError(f"app setting {name} is not set{either}: give a connection string, or {name}__accountName "
+                         f"(or {name}__blobServiceUri and {name}__tableServiceUri) for a managed identity")
+
+    def _identity_connection(self, name: str) -> StorageConnection | None:
+        account = self.get(f"{name}__accountName")
+
+        def uri(service: str, *keys: str) -> str | None:
+            for key in keys:
+                if self.get(f"{name}__{key}"):
+                    return self.get(f"{name}__{key}").rstrip("/")
+            return f"https://{account}.{service}.core.windows.net" if account else None
+
+        blob = uri("blob", "blobServiceUri", "serviceUri")
+        table = uri("table", "tableServiceUri")
+        if blob is None and table is None:
+            return None
+        user_assigned = self.get(f"{name}__credential").lower() == "managedidentity"
+        return StorageConnection(name, blob_uri=blob, table_uri=table, queue_uri=uri("queue", "queueServiceUri"),
+                                 client_id=(self.get(f"{name}__clientId") or None) if user_assigned else None)
+
     def connection_string(self, name: str, *, fallback: str | None = None) -> str:
         """The connection string in setting ``name`` (else ``fallback``'s), expanded; UsageError if unset."""
         value = self.get(name) or (self.get(fallback) if fallback else "")
@@ -100,13 +157,13 @@ class Settings:
         return expand_connection_string(value)
 
     @property
-    def app_storage(self) -> str:
+    def app_storage(self) -> StorageConnection:
         """``AzureWebJobsStorage``: the task hub's account, which also keeps pipelines, runs and claims."""
-        return self.connection_string(APP_STORAGE)
+        return self.storage_connection(APP_STORAGE)
 
     @property
-    def claims_connection(self) -> str:
-        return self.connection_string(CLAIMS_CONNECTION, fallback=APP_STORAGE)
+    def claims_connection(self) -> StorageConnection:
+        return self.storage_connection(CLAIMS_CONNECTION, fallback=APP_STORAGE)
 
     @property
     def claims_dir(self) -> str | None:
@@ -124,8 +181,8 @@ class Settings:
         return value
 
     @property
-    def import_storage(self) -> str:
-        return self.connection_string(IMPORT_STORAGE, fallback=APP_STORAGE)
+    def import_storage(self) -> StorageConnection:
+        return self.storage_connection(IMPORT_STORAGE, fallback=APP_STORAGE)
 
     @property
     def storage_connection_strings(self) -> tuple[str, ...]:

@@ -23,10 +23,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ferry.azure.budget import blob_options
+from ferry.azure.connections import blob_service
 from ferry.azure.errors import translate_azure_errors
 from ferry.errors import BlobNotFoundError, UsageError
-from ferry.settings import Settings
+from ferry.settings import Settings, StorageConnection
 
 if TYPE_CHECKING:
     from azure.storage.blob import ContainerClient
@@ -154,10 +154,8 @@ class BlobClaimStore:
         self._ready = False
 
     @classmethod
-    def from_connection_string(cls, connection: str) -> BlobClaimStore:
-        from azure.storage.blob import ContainerClient
-
-        return cls(ContainerClient.from_connection_string(connection, CONTAINER, **blob_options()))
+    def from_connection(cls, connection: StorageConnection) -> BlobClaimStore:
+        return cls(blob_service(connection).get_container_client(CONTAINER))
 
     def put_json(self, name: str, data: Any) -> str:
         self._ensure()
@@ -205,7 +203,7 @@ class BlobClaimStore:
         self._ready = True
 
 
-_stores: dict[str, BlobClaimStore] = {}
+_stores: dict[StorageConnection, BlobClaimStore] = {}
 _stores_lock = threading.Lock()
 
 
@@ -217,7 +215,7 @@ def claim_store(settings: Settings) -> ClaimStore:
     connection = settings.claims_connection
     with _stores_lock:
         if connection not in _stores:
-            _stores[connection] = BlobClaimStore.from_connection_string(connection)
+            _stores[connection] = BlobClaimStore.from_connection(connection)
         return _stores[connection]
 
 

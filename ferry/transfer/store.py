@@ -20,10 +20,10 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ferry.azure.budget import core_options
+from ferry.azure.connections import table_service
 from ferry.azure.errors import TABLES, translate_azure_errors
 from ferry.errors import NotFoundError, StorageError, UsageError
-from ferry.settings import APP_STORAGE, Settings
+from ferry.settings import APP_STORAGE, Settings, StorageConnection
 from ferry.transfer.fields import is_valid_name
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ PARTITION = "ferry"
 #: UTF-16 code units per body property (two bytes each): 60 KB, under the 64 KiB property limit.
 _CHUNK_UNITS = 30_000
 _MAX_PARTS = 15  # 15 x 60 KB stays under the 1 MiB entity limit with room for the other fields
-def connection_string(settings: Settings) -> str:
+def app_storage(settings: Settings) -> StorageConnection:
     """The ``AzureWebJobsStorage`` app setting (``UseDevelopmentStorage=true`` means local Azurite)."""
     try:
         return settings.app_storage
@@ -79,14 +79,16 @@ class ResourceStore:
         self._ready: set[str] = set()
 
     @classmethod
-    def from_connection_string(cls, conn: str) -> ResourceStore:
-        from azure.data.tables import TableServiceClient
+    def from_connection(cls, connection: StorageConnection) -> ResourceStore:
+        return cls(table_service(connection))
 
-        return cls(TableServiceClient.from_connection_string(conn, **core_options()))
+    @classmethod
+    def from_connection_string(cls, conn: str) -> ResourceStore:
+        return cls.from_connection(StorageConnection(APP_STORAGE, connection_string=conn))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ResourceStore:
-        return cls.from_connection_string(connection_string(settings))
+        return cls.from_connection(app_storage(settings))
 
     def _table(self, collection: str) -> TableClient:
         if collection not in TABLE_NAMES:

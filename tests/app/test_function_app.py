@@ -161,3 +161,21 @@ def test_claims_sweep_is_a_timer_on_its_setting_with_a_durable_client(functions)
     example = json.loads((Path(__file__).resolve().parents[2] / "local.settings.json.example").read_text())
     schedule = example["Values"]["FERRY_CLAIMS_SWEEP_SCHEDULE"]
     assert len(schedule.split()) == 6  # NCRONTAB has seconds
+
+
+def test_import_trigger_binds_a_blob_client_not_the_blob(functions):
+    """Indexed as the worker indexes it: the trigger's parameter is the SDK type, so the binding
+    asks the host for a deferred (client) binding and the archive's bytes are never loaded."""
+    import inspect
+    import types
+
+    from azurefunctions.extensions.base import meta, utils
+    from azurefunctions.extensions.bindings.blob import BlobClient
+
+    fn = functions["import_trigger"]
+    pytype = inspect.signature(fn.get_user_function()).parameters["archive"].annotation
+    assert pytype is BlobClient and meta._ConverterMeta.check_supported_type(pytype)
+    raw, _ = utils.get_raw_bindings(fn, {"archive": types.SimpleNamespace(pytype=pytype)})
+    trigger = next(b for b in map(json.loads, raw) if b["type"] == "blobTrigger")
+    assert trigger["properties"] == {"SupportsDeferredBinding": True}
+    assert trigger["connection"] == "FERRY_IMPORT_STORAGE" and trigger["path"] == "%FERRY_IMPORT_BLOB_PATH%"

@@ -73,6 +73,8 @@ class ManagedIdentityStandIn:
         self.secret = secrets.token_hex(16)
         self.requests = 0
         self.resources: list[str] = []
+        #: The ``client_id`` each token request named (None: the default identity).
+        self.client_ids: list[str | None] = []
         self._lock = threading.Lock()
         self._server = LoopbackServer(_Handler, self)
         self.endpoint = f"{self._server.url}/msi/token"
@@ -109,6 +111,7 @@ class _Handler(QuietHandler):
             resource = query["resource"]
             with owner._lock:
                 owner.resources.append(resource)
+                owner.client_ids.append(query.get("client_id"))
             self.reply_json(
                 200,
                 {

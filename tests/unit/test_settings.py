@@ -52,17 +52,21 @@ def test_missing_connection_names_the_setting(accessor: str, named: str) -> None
 
 def test_connections_fall_back_to_the_app_storage() -> None:
     settings = Settings({"AzureWebJobsStorage": CONNECTION})
-    assert settings.app_storage == settings.claims_connection == settings.import_storage == CONNECTION
+    strings = [c.connection_string for c in (settings.app_storage, settings.claims_connection,
+                                              settings.import_storage)]
+    assert strings == [CONNECTION] * 3
     own = Settings({"AzureWebJobsStorage": CONNECTION, "FERRY_CLAIMS_CONNECTION": "AccountName=claims",
                     "FERRY_IMPORT_STORAGE": "AccountName=import"})
-    assert (own.claims_connection, own.import_storage) == ("AccountName=claims", "AccountName=import")
+    assert (own.claims_connection.connection_string, own.import_storage.connection_string) == \
+        ("AccountName=claims", "AccountName=import")
 
 
 @pytest.mark.parametrize("value", ["UseDevelopmentStorage=true", "  UseDevelopmentStorage=true "])
 def test_development_storage_is_expanded_everywhere(value: str) -> None:
     settings = Settings({"AzureWebJobsStorage": value, "AZURE_STORAGE_CONNECTION_STRING": value,
                          "FERRY_STORAGE_CONNECTION_STRINGS": json.dumps([value, CONNECTION])})
-    assert settings.app_storage == settings.claims_connection == settings.import_storage == DEVELOPMENT_STORAGE
+    assert {c.connection_string for c in (settings.app_storage, settings.claims_connection,
+                                          settings.import_storage)} == {DEVELOPMENT_STORAGE}
     assert settings.storage_connection_strings == (DEVELOPMENT_STORAGE, CONNECTION, DEVELOPMENT_STORAGE)
     assert "AccountName=devstoreaccount1" in DEVELOPMENT_STORAGE and "127.0.0.1:10000" in DEVELOPMENT_STORAGE
 
