@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
 
-from ferry.errors import ConflictError, FerryError, InvalidReferenceError
+from ferry.errors import ConflictError, FerryError, InvalidReferenceError, UnsupportedError
 from ferry.oci import mediatypes as mt
 from ferry.oci.descriptor import Descriptor
 from ferry.oci.manifest import build_index, parse_manifest, platform_string
@@ -225,16 +225,24 @@ def _select_platforms(
     return Descriptor.for_bytes(mt.OCI_INDEX, new_raw), new_raw
 
 
+#: Indexes nest (an index of images, an image's referrers, a referrer's referrers): deeper than this
+#: is refused, so a hostile graph ends with a clear error rather than a RecursionError.
+MAX_DEPTH = 8
+
+
 def _walk(source: Source, repository: str, descriptor: Descriptor, raw: bytes, plan: ArtifactPlan,
-          seen: set[str], include_referrers: bool, include_foreign: bool = False) -> None:
+          seen: set[str], include_referrers: bool, include_foreign: bool = False, depth: int = 0) -> None:
     """Add ``descriptor`` and everything below it to ``plan`` in write order (children first)."""
     if descriptor.digest in seen:
         return
+    if depth > MAX_DEPTH:
+        raise UnsupportedError(f"{repository}@{descriptor.digest}: manifests nested more than {MAX_DEPTH} levels "
+                               "deep; refused")
     seen.add(descriptor.digest)
     parsed = parse_manifest(raw, descriptor.media_type)
     for child in parsed.manifests:
         _walk(source, repository, child, source.fetch_manifest(repository, child), plan, seen, include_referrers,
-              include_foreign)
+              include_foreign, depth + 1)
         if child.platform:
             name = platform_string(child.platform)
             if name != "unknown/unknown" and name not in plan.result.platforms:
@@ -250,7 +258,7 @@ def _walk(source: Source, repository: str, descriptor: Descriptor, raw: bytes, p
             if referrer.digest in seen:
                 continue
             referrer_raw = source.fetch_manifest(repository, referrer)
-            _walk(source, repository, referrer, referrer_raw, plan, seen, include_referrers, include_foreign)
+            _walk(source, repository, referrer, referrer_raw, plan, seen, include_referrers, include_foreign, depth + 1)
             plan.referrer_links.append((descriptor, referrer))
 
 

@@ -70,3 +70,13 @@ def test_different_reasons_exit_1_one_reason_exits_with_its_code(registry, regis
     mixed = run_ferry(capsys, "copy", f"{registry.host}/{seeded}:v1", f"{registry.host}/{seeded}:nope",
                       registry_b.host)
     assert mixed.code == 1 and "nope" in mixed.out
+
+
+def test_wrong_credentials_exit_4_on_import_as_on_copy(registry, auth_registry, seeded, tmp_path, capsys):
+    archive = tmp_path / "creds.tar"
+    assert run_ferry(capsys, "export", f"{registry.host}/{seeded}:v1", "--to", str(archive)).code == 0
+    imported = run_ferry(capsys, "import", str(archive), "--to", auth_registry.host, "--dest-creds", "ferry:wrong")
+    copied = run_ferry(capsys, "copy", f"{registry.host}/{seeded}:v1", f"{auth_registry.host}/{seeded}:v1",
+                       "--dest-creds", "ferry:wrong")
+    assert imported.code == copied.code == 4
+    assert "wrong" not in imported.err + copied.err
