@@ -121,7 +121,7 @@ def cli_environment(args: argparse.Namespace) -> JobEnvironment:
     the connection strings given, the blob location cache; given credentials are checked up front."""
     return JobEnvironment(settings=Settings.from_env(), claims=MemoryClaimStore(),
                           connection_strings=tuple(getattr(args, "connection_string", None) or ()),
-                          cache=blob_cache(), check_credentials=True)
+                          cache=blob_cache(), check_credentials=True, upload_sessions=blob_cache())
 
 
 def registry_endpoint(registry: str, credentials: Credentials | None, env: JobEnvironment, side: str,

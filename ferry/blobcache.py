@@ -1,4 +1,5 @@
-"""Where blobs were last seen, remembered across runs (as skopeo's blob-info cache does).
+"""Where blobs were last seen, remembered across runs (as skopeo's blob-info cache does), and the
+chunked uploads in progress, so that a run killed mid-upload resumes where the registry stands.
 
 A registry stores blobs per repository, so copying a second repository that shares base layers
 with one copied yesterday would upload them again. With this cache the destination can mount
@@ -22,6 +23,11 @@ CREATE TABLE IF NOT EXISTS locations (
     repository TEXT NOT NULL,
     seen REAL NOT NULL,
     PRIMARY KEY (registry, digest, repository)
+);
+CREATE TABLE IF NOT EXISTS upload_sessions (
+    key TEXT PRIMARY KEY,
+    location TEXT NOT NULL,
+    seen REAL NOT NULL
 )
 """
 
@@ -47,7 +53,7 @@ class BlobLocationCache:
             self._db = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False, timeout=5)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(_SCHEMA)
+            self._db.executescript(_SCHEMA)
             self._db.commit()
         except (OSError, sqlite3.Error):
             self._db = None
@@ -72,6 +78,23 @@ class BlobLocationCache:
             except sqlite3.Error:
                 return []
         return [row[0] for row in rows]
+
+    # -- upload sessions (ferry.registry.upload.UploadSessions): resumed by the next process --
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            if self._db is None:
+                return None
+            try:
+                row = self._db.execute("SELECT location FROM upload_sessions WHERE key=?", (key,)).fetchone()
+            except sqlite3.Error:
+                return None
+        return str(row[0]) if row else None
+
+    def put(self, key: str, location: str) -> None:
+        self._execute("INSERT OR REPLACE INTO upload_sessions VALUES (?, ?, ?)", (key, location, time.time()))
+
+    def drop(self, key: str) -> None:
+        self._execute("DELETE FROM upload_sessions WHERE key=?", (key,))
 
     def close(self) -> None:
         with self._lock:

@@ -234,3 +234,30 @@ def sweep(store: ClaimStore, cutoff: datetime, is_active: Callable[[str], bool])
         if store.delete(name):
             deleted.append(name)
     return deleted
+
+
+class ClaimUploadSessions:
+    """Chunked uploads in progress kept as claims under ``prefix`` (a job's), so that an activity
+    retried on another worker resumes where the registry stands (``ferry.registry.upload``)."""
+
+    def __init__(self, claims: ClaimStore, prefix: str) -> None:
+        self.claims = claims
+        self.prefix = prefix.rstrip("/")
+
+    def _name(self, key: str) -> str:
+        import hashlib
+
+        return f"{self.prefix}/{hashlib.sha256(key.encode()).hexdigest()}.json"
+
+    def get(self, key: str) -> str | None:
+        try:
+            found = self.claims.get_json(self._name(key))
+        except BlobNotFoundError:
+            return None
+        return str(found["location"]) if isinstance(found, dict) and found.get("key") == key else None
+
+    def put(self, key: str, location: str) -> None:
+        self.claims.put_json(self._name(key), {"key": key, "location": location})
+
+    def drop(self, key: str) -> None:
+        self.claims.delete(self._name(key))

@@ -31,6 +31,7 @@ from ferry.reference import endpoint_for
 from ferry.registry.client import RegistryClient
 from ferry.registry.credentials import Credentials
 from ferry.registry.dockerconfig import resolve_credentials
+from ferry.registry.upload import UploadSessions
 from ferry.settings import Settings
 from ferry.transports.archive import ArchiveDestination, ArchiveSource, is_blob_url, open_destination, open_source
 from ferry.transports.base import Destination, Source
@@ -53,6 +54,8 @@ class JobEnvironment:
     cache: BlobLocationCache | None = None
     check_credentials: bool = False
     egress: EgressPolicy | None = None
+    #: Where chunked uploads in progress are remembered for the next process to resume.
+    upload_sessions: UploadSessions | None = None
 
     @property
     def all_connection_strings(self) -> tuple[str, ...]:
@@ -120,7 +123,8 @@ def registry_client(endpoint: RegistryEndpoint, env: JobEnvironment, stack: Exit
     credentials = registry_credentials(endpoint, env)
     insecure = endpoint.insecure or endpoint.registry in env.settings.insecure_registries
     client = stack.enter_context(RegistryClient(endpoint.registry, credentials, insecure=insecure,
-                                                max_connections=max(8, parallelism * 2), egress=env.egress))
+                                                max_connections=max(8, parallelism * 2), egress=env.egress,
+                                                sessions=env.upload_sessions))
     if env.check_credentials and not credentials.is_anonymous:
         client.check_access()
     return client

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ferry.archive.catalog import META_CATALOG
+from ferry.azure.claims import ClaimUploadSessions
 from ferry.copy import copy_artifacts, finish_copy, plan_copy, transfer_blobs
 from ferry.errors import ConflictError, FerryError, NotFoundError, TransientError
 from ferry.jobs.endpoints import JobEnvironment, delete_archive_source, open_job_destination, open_job_source
@@ -172,6 +173,8 @@ def plan_job(spec: JobSpec, env: JobEnvironment, prefix: str, gates: Sequence[Pl
 def transfer_batch(spec: JobSpec, env: JobEnvironment, prefix: str, index: int) -> BatchOutcome:
     """Move batch ``index`` of the stored plan. TransientError if any blob failed transiently (the
     retry skips what is done); a permanent failure of the batch as a whole is an outcome."""
+    # An upload cut by a crash is resumed by the activity's next attempt, on whatever worker.
+    env = dataclasses.replace(env, upload_sessions=ClaimUploadSessions(env.claims, f"{prefix}/uploads"))
     try:
         plan = CopyPlan.from_json(env.claims.get_json(f"{prefix}/plan.json"))
         batch = env.claims.get_json(f"{prefix}/batches.json")[index]

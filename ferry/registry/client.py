@@ -49,7 +49,7 @@ from ferry.registry.bodies import (
 from ferry.registry.credentials import Credentials
 from ferry.registry.guard import GuardedTransport
 from ferry.registry.retry import RetryPolicy, parse_retry_after, with_retries
-from ferry.registry.upload import BlobUploads
+from ferry.registry.upload import BlobUploads, UploadSessions
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,9 @@ class RegistryClient(BlobUploads):
     ``timeout`` bounds each read, write and wait for a pooled connection, ``connect_timeout``
     each connection; ``retry`` is the budget of every operation; ``max_tag_pages`` caps tag
     list pagination. With ``egress``, every request (token realms, links, redirects included) is
-    refused before connecting unless its host is allowed.
+    refused before connecting unless its host is allowed. With ``sessions``, chunked uploads in
+    progress are remembered there and resumed by the next client (another process) that uploads
+    the same blob.
     """
 
     def __init__(
@@ -109,6 +111,7 @@ class RegistryClient(BlobUploads):
         connect_timeout: float = 10.0,
         max_tag_pages: int = 1000,
         egress: EgressPolicy | None = None,
+        sessions: UploadSessions | None = None,
     ) -> None:
         self.registry = registry
         self.endpoint = endpoint_for(registry)
@@ -118,6 +121,7 @@ class RegistryClient(BlobUploads):
         self.chunk_size = chunk_size
         self.monolithic_limit = monolithic_limit
         self.max_tag_pages = max_tag_pages
+        self.sessions = sessions
         self.auth = RegistryAuth(registry, credentials or Credentials.anonymous())
         self._referrers_api: bool | None = None
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)

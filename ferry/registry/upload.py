@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -51,9 +51,22 @@ class _StartOver(TransientRegistryError):
 
 
 
+class UploadSessions(Protocol):
+    """Where chunked uploads in progress are remembered (by registry, repository and digest), so
+    that another process (after a kill or a host restart) resumes from the offset the registry
+    reports instead of sending everything again."""
+
+    def get(self, key: str) -> str | None: ...
+
+    def put(self, key: str, location: str) -> None: ...
+
+    def drop(self, key: str) -> None: ...
+
+
 class BlobUploads:
     """The upload half of a registry client (see the module docstring)."""
 
+    sessions: UploadSessions | None = None
     registry: str
     base_url: str
     retry: RetryPolicy
@@ -90,8 +103,10 @@ class BlobUploads:
         with operation(self.retry, what) as budget:
             try:
                 return self._upload_until_done(upload, opener, budget)
-            finally:
+            except FerryError:
                 self._cancel_upload(upload)
+                raise
+            # A process interrupted or killed here keeps its session: the next one resumes it.
 
     def _upload_until_done(self, upload: _Upload, opener: BlobOpener, budget: RetryBudget) -> int:
         descriptor = upload.descriptor
@@ -127,8 +142,37 @@ class BlobUploads:
 
     def _cancel_upload(self, upload: _Upload) -> None:
         location, upload.location = upload.location, None
+        if self.sessions is not None:
+            self.sessions.drop(self._session_key(upload))
         if location:
             self._cancel_session(location)
+
+    def _session_key(self, upload: _Upload) -> str:
+        return f"{self.registry}/{upload.repository}@{upload.descriptor.digest}"
+
+    def _remember(self, upload: _Upload) -> None:
+        if self.sessions is not None and upload.location:
+            self.sessions.put(self._session_key(upload), upload.location)
+
+    def _resume_or_start(self, upload: _Upload) -> int:
+        """The offset to send from: a remembered session the registry still holds, else a new one (0)."""
+        key = self._session_key(upload)
+        saved = self.sessions.get(key) if self.sessions is not None else None
+        if saved:
+            try:
+                location, offset = self._upload_status(saved)
+                if 0 < offset <= upload.descriptor.size:
+                    upload.location, upload.furthest = location, offset
+                    log.info("resuming the upload of %s at byte %d of %d", upload.descriptor.digest, offset,
+                             upload.descriptor.size)
+                    return offset
+            except FerryError as exc:
+                log.info("the remembered upload of %s cannot be resumed: %s", upload.descriptor.digest, exc)
+            if self.sessions is not None:
+                self.sessions.drop(key)
+        self._start_upload(upload)
+        self._remember(upload)
+        return 0
 
     def _cancel_session(self, location: str) -> None:
         """Best effort, one bounded DELETE of an upload session that will not be finished."""
@@ -168,17 +212,22 @@ class BlobUploads:
 
     def _push_chunked(self, upload: _Upload, opener: BlobOpener, budget: RetryBudget) -> None:
         descriptor = upload.descriptor
-        self._start_upload(upload)
+        resume_at = self._resume_or_start(upload)
         offset = 0
-        with opener() as stream:
+        with opener() as stream:  # read (and verified) from the first byte; sent from ``resume_at``
             for chunk in rechunk(stream, self.chunk_size):
-                self._patch_with_resume(upload, chunk, offset, budget)
+                if offset + len(chunk) > resume_at:
+                    skip = max(0, resume_at - offset)
+                    self._patch_with_resume(upload, chunk[skip:], offset + skip, budget)
+                    self._remember(upload)
                 offset += len(chunk)
         assert upload.location is not None
         url = httpx.URL(upload.location).copy_merge_params({"digest": descriptor.digest})
         self._request("PUT", str(url), ok=(201, 204), content=b"", limit=None,
                       what=f"commit upload {descriptor.digest} to {self.registry}/{upload.repository}")
         upload.location = None
+        if self.sessions is not None:
+            self.sessions.drop(self._session_key(upload))
 
     def _patch_with_resume(self, upload: _Upload, chunk: bytes, offset: int, budget: RetryBudget) -> None:
         """PATCH one chunk at ``offset``; on a transient fault ask the server how much it has and
