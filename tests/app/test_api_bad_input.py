@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.app.test_api_pipelines import acr_body, assert_error, call, get_run, put_export, put_run
+from tests.app.api import acr_body, assert_error, call, get_run, put_export, put_run
 
 
 @pytest.mark.parametrize("name", ["a/b", "../../x", "..", "x" * 60, "run\n", "ab", "rün-name"])
