@@ -13,6 +13,8 @@ import pytest
 
 from tests.app.api import acr_body, assert_error, import_image, js, put_export, put_import
 
+pytestmark = pytest.mark.attack
+
 
 def is_loopback(host: Any) -> bool:
     if not isinstance(host, str):
