@@ -13,7 +13,7 @@ from api.claims_sweep import sweep_claims
 from ferry.azure.claims import claim_store
 from ferry.errors import BlobNotFoundError
 from ferry.settings import Settings
-from tests.app.test_api_pipelines import HOLDS, acr_body, call, js, put_export, put_run
+from tests.app.api import HOLDS, acr_body, call, js, put_export, put_run
 
 
 def claims():

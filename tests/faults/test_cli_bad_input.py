@@ -10,6 +10,8 @@ import pytest
 from tests.harness import content as c
 from tests.helpers import run_ferry, skopeo_raw
 
+pytestmark = pytest.mark.bad_input
+
 
 @pytest.fixture
 def seeded(registry, content):

@@ -35,6 +35,7 @@ def all_tags(server_url: str, repos: list[str]) -> dict[str, list[str]]:
     return {repo: tags for repo in repos if (tags := c.list_tags(server_url, repo))}
 
 
+@pytest.mark.fault
 def test_manifest_failure_writes_no_tag(registry, registry_b, content, seeded, unique_repo):
     """The docker image's layer never reaches the target: its manifest PUT fails (MANIFEST_BLOB_UNKNOWN)
     after the other artifacts' blobs are in place. No tag, no referrer fallback tag, is written."""
@@ -55,6 +56,7 @@ def test_manifest_failure_writes_no_tag(registry, registry_b, content, seeded, u
     assert [(a.status, a.tagged) for a in report.artifacts] == [("failed", [])] * len(KINDS)
 
 
+@pytest.mark.fault
 def test_manifest_failure_with_continue_on_errors_tags_the_rest(registry, registry_b, content, seeded, unique_repo):
     targets = {kind: f"{unique_repo}/{kind}" for kind in KINDS}
     requests = [CopyRequest(seeded[kind], "v1", targets[kind], ("v1",)) for kind in KINDS]
@@ -71,6 +73,7 @@ def test_manifest_failure_with_continue_on_errors_tags_the_rest(registry, regist
         targets["helm"]: ["v1"]}
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("bad", ["evil?x=1", "v2#frag", "v1\n", "caf\u00e9", ".hidden", "-x", "t" * 129, "a/b"])
 def test_bad_tag_is_rejected_before_any_write(registry, registry_b, seeded, unique_repo, bad):
     proxy = FaultProxy(registry_b.host)  # sees every request the target gets
@@ -90,6 +93,7 @@ def test_bad_tag_is_rejected_before_any_write(registry, registry_b, seeded, uniq
     assert all_tags(registry_b.url, [f"{unique_repo}/good", f"{unique_repo}/bad"]) == {}
 
 
+@pytest.mark.bad_input
 def test_bad_repository_is_rejected_before_any_write(registry, registry_b, seeded, unique_repo):
     requests = [CopyRequest(seeded["helm"], "v1", f"{unique_repo}/good", ("v1",)),
                 CopyRequest(seeded["docker"], "v1", f"{unique_repo}/Bad\n", ("v1",))]
@@ -100,6 +104,7 @@ def test_bad_repository_is_rejected_before_any_write(registry, registry_b, seede
     assert "is not a valid repository name" in (report.artifacts[1].error or "")
 
 
+@pytest.mark.bad_input
 def test_one_tag_for_two_manifests_in_one_run_is_a_conflict(registry, registry_b, seeded, unique_repo):
     requests = [CopyRequest(seeded["helm"], "v1", unique_repo, ("v1",)),
                 CopyRequest(seeded["docker"], "v1", unique_repo, ("v1",))]
@@ -128,6 +133,7 @@ def _rename_in_index(archive: Path, target: Path, old: str, new: str) -> None:
             dst.addfile(info, io.BytesIO(data))
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("bad", ["evil?x=1", "v2#frag"])
 def test_import_of_an_archive_with_a_bad_tag_tags_nothing(registry, registry_b, seeded, content, tmp_path, capsys,
                                                          unique_repo, bad):

@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.app.test_api_pipelines import acr_body, assert_error, import_image, js, put_export, put_import
+from tests.app.api import acr_body, assert_error, import_image, js, put_export, put_import
+
+pytestmark = pytest.mark.attack
 
 
 def is_loopback(host: Any) -> bool:

@@ -18,6 +18,8 @@ from ferry.registry.client import RegistryClient
 from ferry.transports.registry import RegistryDestination, RegistrySource
 from tests.harness import content as c
 
+pytestmark = pytest.mark.fault
+
 WRITERS = 10
 ROUNDS = 5
 

@@ -29,6 +29,7 @@ def sas_container(azurite):
     return f"{azurite.blob_endpoint('acct1')}/{name}", sas, signature
 
 
+@pytest.mark.attack
 @pytest.mark.parametrize("as_json", [False, True])
 def test_sas_urls_are_redacted_in_export_and_import_output(registry, registry_b, content, sas_container, capsys,
                                                            monkeypatch, as_json):
@@ -50,6 +51,7 @@ def test_sas_urls_are_redacted_in_export_and_import_output(registry, registry_b,
     assert skopeo_raw(registry_b.host, repo, "v1") == content["helm"].raw
 
 
+@pytest.mark.attack
 def test_password_from_stdin_keeps_it_out_of_the_command_line(registry, auth_registry, content, capsys, monkeypatch):
     repo = f"stdin/{uuid.uuid4().hex[:8]}"
     c.push(registry.url, repo, content["docker"], tag="v1")
@@ -62,6 +64,7 @@ def test_password_from_stdin_keeps_it_out_of_the_command_line(registry, auth_reg
     assert skopeo_raw(auth_registry.host, repo, "v1", auth_registry.credentials) == content["docker"].raw
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize(("args", "needle"), [
     (["--dest-creds", "user:pass", "--dest-password-stdin"], "only the user name"),
     (["--dest-password-stdin"], "only the user name"),
@@ -73,6 +76,7 @@ def test_password_stdin_misuse_is_a_usage_error(registry, capsys, monkeypatch, a
     assert result.code == 2 and needle in result.err
 
 
+@pytest.mark.bad_input
 def test_empty_stdin_is_refused_before_any_request(registry, capsys):
     completed = subprocess.run([sys.executable, "-m", "cli", "copy", f"{registry.host}/x:1", f"{registry.host}/y:1",
                                 "-u", "someone", "--password-stdin"], input="", capture_output=True, text=True,

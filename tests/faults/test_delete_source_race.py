@@ -13,6 +13,8 @@ import ferry.jobs.phases as phases
 from tests.harness import content as c
 from tests.helpers import run_ferry
 
+pytestmark = pytest.mark.fault
+
 
 @pytest.fixture
 def blob_target(azurite, monkeypatch):

@@ -8,6 +8,10 @@ Each test reproduces an attack or a fault from issue 8 against services on loopb
 - a commit whose answer is lost (the blob arrived; the retry must not fail or re-send it);
 - persistent 429 with ``Retry-After: 60``, nested retries, and a registry that never answers.
 
+A remote that loops, floods, lies about a blob or tampers with its bytes is an `attack` (refused);
+a cut, a lost answer, 429, 503 or silence is a `fault` (survived, or failed in bounded time). The
+uploads that survive a fault record the bytes they sent again in `figures`.
+
 Hand-made servers here are tiny `ScriptedServer`s on 127.0.0.1 answering with a function; real
 registries (`registry`, `registry_b`) sit behind the harness's `FaultProxy` where uploads matter.
 """
@@ -212,6 +216,7 @@ def image_with_layer(size: int, seed: int) -> tuple[c.Manifest, c.Blob]:
 # --- 1. pagination ----------------------------------------------------------------------------
 
 
+@pytest.mark.attack
 def test_tag_list_link_to_itself_stops(fake_registry):
     body, headers = tags_page("loop/img", ["a"], "/v2/loop/img/tags/list?n=10")
     fake_registry.fail_next("/tags/list", 200, times=1_000_000, headers=headers, body=body)
@@ -222,6 +227,7 @@ def test_tag_list_link_to_itself_stops(fake_registry):
     assert fake_registry.count("/tags/list", "GET") == 1
 
 
+@pytest.mark.attack
 def test_tag_list_link_cycle_stops(scripted):
     def respond(handler: QuietHandler, url: Any) -> None:
         last = parse_qs(url.query).get("last", [""])[0]
@@ -238,6 +244,7 @@ def test_tag_list_link_cycle_stops(scripted):
     assert server.count("/tags/list", "GET") == 2
 
 
+@pytest.mark.attack
 def test_tag_list_of_endless_distinct_pages_is_capped(scripted):
     def respond(handler: QuietHandler, url: Any) -> None:
         n = int(parse_qs(url.query).get("last", ["0"])[0] or 0)
@@ -252,11 +259,13 @@ def test_tag_list_of_endless_distinct_pages_is_capped(scripted):
     assert server.count("/tags/list", "GET") == 50
 
 
+@pytest.mark.attack
 def test_default_page_cap_is_set():
     with RegistryClient("127.0.0.1:1") as client:
         assert 0 < client.max_tag_pages <= 10_000
 
 
+@pytest.mark.attack
 @pytest.mark.parametrize("elsewhere", ["127.0.0.2", "other-port", "https"])
 def test_tag_list_link_to_another_host_is_not_followed(fake_registry, elsewhere):
     listener = Listener("127.0.0.2" if elsewhere == "127.0.0.2" else "127.0.0.1")
@@ -276,6 +285,7 @@ def test_tag_list_link_to_another_host_is_not_followed(fake_registry, elsewhere)
         listener.stop()
 
 
+@pytest.mark.attack
 def test_relative_and_same_origin_links_are_followed(fake_registry):
     tags = [f"t{i:02d}" for i in range(7)]
     image, _ = image_with_layer(1000, 71)
@@ -291,6 +301,7 @@ def test_relative_and_same_origin_links_are_followed(fake_registry):
 # --- 2. size caps -----------------------------------------------------------------------------
 
 
+@pytest.mark.attack
 def test_huge_manifest_is_refused_while_streaming(scripted):
     """The 800 MB manifest of the issue, scaled to 48 MiB: Ferry stops at 4 MiB, memory stays small."""
 
@@ -310,6 +321,7 @@ def test_huge_manifest_is_refused_while_streaming(scripted):
     assert server.count("/manifests/v1", "GET") == 1  # too large is permanent: not retried
 
 
+@pytest.mark.attack
 def test_manifest_announcing_800_mb_is_refused_before_reading(scripted):
     def respond(handler: QuietHandler, url: Any) -> None:
         handler.send_response(200)
@@ -331,6 +343,7 @@ def test_manifest_announcing_800_mb_is_refused_before_reading(scripted):
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.attack
 @pytest.mark.parametrize("kind", ["tag list page", "referrers"])
 def test_huge_json_bodies_are_refused(scripted, kind):
     def respond(handler: QuietHandler, url: Any) -> None:
@@ -351,6 +364,7 @@ def test_huge_json_bodies_are_refused(scripted, kind):
     assert peak < 16 * MiB, f"peak {peak / MiB:.1f} MiB"
 
 
+@pytest.mark.attack
 def test_huge_token_response_is_refused(scripted):
     def respond(handler: QuietHandler, url: Any) -> None:
         owner: ScriptedServer = handler.server.owner  # type: ignore[attr-defined]
@@ -369,6 +383,7 @@ def test_huge_token_response_is_refused(scripted):
     assert server.count("/token", "GET") == 1
 
 
+@pytest.mark.attack
 @pytest.mark.parametrize("status", [500, 400, 401])
 def test_huge_error_bodies_are_cut(scripted, status):
     def respond(handler: QuietHandler, url: Any) -> None:
@@ -383,6 +398,7 @@ def test_huge_error_bodies_are_cut(scripted, status):
     assert peak < 8 * MiB, f"peak {peak / MiB:.1f} MiB"
 
 
+@pytest.mark.attack
 def test_manifests_up_to_the_cap_still_pass(fake_registry):
     raw = json.dumps({"schemaVersion": 2, "mediaType": c.OCI_MANIFEST,
                       "config": c.EMPTY_BLOB.descriptor(), "layers": [],
@@ -396,6 +412,7 @@ def test_manifests_up_to_the_cap_still_pass(fake_registry):
 # --- 3. a present blob must have the right size -----------------------------------------------
 
 
+@pytest.mark.attack
 def test_present_blob_with_wrong_size_is_not_accepted(fake_registry):
     layer = c.random_layer(30_000, 31)
     fake_registry.add_blob(layer.data[:1000], digest=layer.digest)  # the target "has" it, 1000 bytes
@@ -412,6 +429,7 @@ def test_present_blob_with_wrong_size_is_not_accepted(fake_registry):
         destination.client.close()
 
 
+@pytest.mark.attack
 def test_copy_onto_a_wrong_size_blob_fails_before_any_manifest(registry, fake_registry, unique_repo):
     image, layer = image_with_layer(30_000, 33)
     c.push(registry.url, unique_repo, image, tag="v1")
@@ -449,6 +467,7 @@ def session_status(registry_b, path: str) -> int:
     return httpx.get(f"{registry_b.url}{path}").status_code
 
 
+@pytest.mark.attack
 def test_integrity_failure_cancels_the_upload_session(fake_registry, registry_b, proxy, unique_repo):
     image, layer = image_with_layer(1_000_000, 41)
     for blob in image.all_blobs():
@@ -467,6 +486,7 @@ def test_integrity_failure_cancels_the_upload_session(fake_registry, registry_b,
     assert httpx.head(f"{registry_b.url}/v2/{unique_repo}/blobs/{layer.digest}").status_code == 404
 
 
+@pytest.mark.fault
 def test_upload_given_up_cancels_every_session(fake_registry, registry_b, proxy, unique_repo):
     layer = c.random_layer(1_000_000, 42)
     fake_registry.add_blob(layer.data)
@@ -485,7 +505,8 @@ def test_upload_given_up_cancels_every_session(fake_registry, registry_b, proxy,
         assert session_status(registry_b, path) == 404, path
 
 
-def test_lost_commit_answer_of_a_chunked_upload_counts_as_done(registry_b, proxy, unique_repo):
+@pytest.mark.fault
+def test_lost_commit_answer_of_a_chunked_upload_counts_as_done(registry_b, proxy, unique_repo, figures):
     layer = c.random_layer(1_000_000, 51)
     proxy.cut_request("PUT", nth=1, after_body_bytes=0, path_substring="/blobs/uploads/")  # answer lost
     with RegistryClient(proxy.host, retry=FAST, chunk_size=256 * KiB, monolithic_limit=512 * KiB) as dst:
@@ -496,9 +517,12 @@ def test_lost_commit_answer_of_a_chunked_upload_counts_as_done(registry_b, proxy
     assert proxy.count("/blobs/uploads/", "POST") == 1  # no restart
     assert proxy.body_bytes["PATCH"] == layer.size  # nothing re-sent
     assert proxy.count(f"/blobs/{layer.digest}", "HEAD") >= 1
+    figures.record("bytes re-sent", "chunked upload, commit answer lost",
+                   proxy.body_bytes["PATCH"] + proxy.body_bytes["PUT"] - layer.size, of=layer.size)
 
 
-def test_lost_commit_answer_of_a_monolithic_upload_is_not_resent(registry_b, proxy, unique_repo):
+@pytest.mark.fault
+def test_lost_commit_answer_of_a_monolithic_upload_is_not_resent(registry_b, proxy, unique_repo, figures):
     layer = c.random_layer(100_000, 52)
     proxy.cut_request("PUT", nth=1, after_body_bytes=layer.size, path_substring="/blobs/uploads/")
     with RegistryClient(proxy.host, retry=FAST) as dst:
@@ -507,11 +531,14 @@ def test_lost_commit_answer_of_a_monolithic_upload_is_not_resent(registry_b, pro
     assert c.get_blob(registry_b.url, unique_repo, layer.digest) == layer.data
     assert proxy.count("/blobs/uploads/", "POST") == 1
     assert proxy.body_bytes["PUT"] == layer.size
+    figures.record("bytes re-sent", "monolithic upload, commit answer lost", proxy.body_bytes["PUT"] - layer.size,
+                   of=layer.size)
 
 
 # --- 6. one retry budget per operation, one layer ---------------------------------------------
 
 
+@pytest.mark.fault
 def test_persistent_429_with_retry_after_60_gives_up_within_the_budget(fake_registry):
     image, _ = image_with_layer(1000, 61)
     fake_registry.add_manifest("slow/img", image.media_type, image.raw, tags=["v1"])
@@ -527,6 +554,7 @@ def test_persistent_429_with_retry_after_60_gives_up_within_the_budget(fake_regi
     assert fake_registry.count("/manifests/v1", "GET") == 2
 
 
+@pytest.mark.fault
 def test_nested_retries_do_not_multiply_in_an_upload(scripted):
     def respond(handler: QuietHandler, url: Any) -> None:
         if handler.command == "HEAD":
@@ -543,6 +571,7 @@ def test_nested_retries_do_not_multiply_in_an_upload(scripted):
     assert server.count("/blobs/uploads/", "POST") == 4  # not 4 x 4
 
 
+@pytest.mark.fault
 def test_source_retries_do_not_multiply_inside_a_destination_upload(fake_registry, registry_b, unique_repo):
     blob = c.random_layer(5000, 63)
     fake_registry.add_blob(blob.data)
@@ -556,7 +585,9 @@ def test_source_retries_do_not_multiply_inside_a_destination_upload(fake_registr
     assert fake_registry.count(f"/blobs/{blob.digest}", "GET") == 3  # not 3 x 3
 
 
-def test_a_source_fault_inside_an_upload_is_retried_where_it_happened(fake_registry, registry_b, proxy, unique_repo):
+@pytest.mark.fault
+def test_a_source_fault_inside_an_upload_is_retried_where_it_happened(fake_registry, registry_b, proxy, unique_repo,
+                                                                     figures):
     blob = c.random_layer(5000, 64)
     fake_registry.add_blob(blob.data)
     fake_registry.fail_next(f"/blobs/{blob.digest}", 503, times=1, method="GET")
@@ -566,8 +597,11 @@ def test_a_source_fault_inside_an_upload_is_retried_where_it_happened(fake_regis
     assert c.get_blob(registry_b.url, unique_repo, blob.digest) == blob.data
     assert fake_registry.count(f"/blobs/{blob.digest}", "GET") == 2
     assert proxy.count("/blobs/uploads/", "POST") == 1  # the upload session was kept, not restarted
+    figures.record("bytes re-sent", "upload, its source answered 503 once", sum(proxy.body_bytes.values()) - blob.size,
+                   of=blob.size)
 
 
+@pytest.mark.fault
 def test_stalled_registry_fails_in_bounded_time(scripted):
     def respond(handler: QuietHandler, url: Any) -> None:
         owner: ScriptedServer = handler.server.owner  # type: ignore[attr-defined]
@@ -585,6 +619,7 @@ def test_stalled_registry_fails_in_bounded_time(scripted):
     assert 2.0 <= elapsed < 4.0, elapsed  # the budget plus at most one read timeout
 
 
+@pytest.mark.fault
 def test_defaults_bound_every_request_and_operation():
     with RegistryClient("127.0.0.1:1") as client:
         timeout = client._http.timeout
@@ -597,6 +632,7 @@ def test_defaults_bound_every_request_and_operation():
     assert policy.max_elapsed + timeout.read <= 180
 
 
+@pytest.mark.fault
 def test_a_fault_that_outlasts_the_time_budget_is_not_retried_above():
     """Rule 5 of ferry/registry/retry.py: the orchestrations retry transient activity failures, so
     a fault that lasted the whole budget comes out permanent; one spent by attempts stays transient."""

@@ -6,11 +6,14 @@ from __future__ import annotations
 import time
 import uuid
 
+import pytest
 from azure.storage.blob import BlobServiceClient
 
 from tests.harness import content as c
 from tests.harness.azurite import find_azurite, start_azurite
 from tests.helpers import run_ferry
+
+pytestmark = pytest.mark.fault
 
 
 def test_a_dead_storage_account_fails_the_export_in_seconds(tmp_path, registry, content, capsys, monkeypatch):

@@ -18,6 +18,8 @@ from ferry.reference import (
     is_valid_tag,
 )
 
+pytestmark = [pytest.mark.bad_input, pytest.mark.usefixtures("no_network")]
+
 A64 = "sha256:" + "a" * 64
 SHA512 = "sha512:" + "c" * 128
 

@@ -13,6 +13,8 @@ from ferry.errors import RegistryError
 from ferry.registry.client import RegistryClient
 from ferry.registry.credentials import Credentials
 
+pytestmark = pytest.mark.attack
+
 
 def test_a_token_realm_on_another_host_is_refused_before_contact(token_registry, token_server):
     token_server.reset_counters()

@@ -21,6 +21,8 @@ from tests.harness import content as c
 from tests.harness.faultproxy import FaultProxy
 from tests.helpers import run_ferry
 
+pytestmark = pytest.mark.fault
+
 REPEATS = 15
 TAGS = ("t1", "t2", "t3", "t4", "t5")
 

@@ -1,9 +1,12 @@
-"""Faults: corrupt or truncated content, missing tags, bad references, retries, upload resume, pagination.
+"""Faults: corrupt or truncated content, missing tags, bad references, retries, upload resume.
 
 Corrupt and flaky sources are the harness's FakeRegistry; destinations are real distribution
 registries, checked afterwards with the harness's own client: a failed copy leaves no tag and
 no blob behind. Interrupted uploads go through `FaultProxy`, a TCP proxy in front of a real
-registry that cuts a chosen PATCH after a chosen number of body bytes.
+registry that cuts a chosen PATCH after a chosen number of body bytes; the uploads record the
+bytes they sent again in `figures`. Content that does not match its digest is an `attack`, a
+reference to nothing or a malformed one `bad_input`, the rest a `fault`. (Tag pagination, which
+is none of these, is in tests/services/test_registry_tags.py.)
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ def blob_status(server_url: str, repo: str, digest: str) -> int:
 # --- integrity -------------------------------------------------------------------------------
 
 
+@pytest.mark.attack
 def test_layer_digest_mismatch_fails_and_writes_nothing(fake_registry, registry_b, unique_repo, capsys):
     image, layer = image_with_layer(seed=11)
     serve(fake_registry, "src/img", image, skip=layer.digest)
@@ -68,6 +72,7 @@ def test_layer_digest_mismatch_fails_and_writes_nothing(fake_registry, registry_
                      headers={"Accept": c.OCI_MANIFEST}).status_code == 404
 
 
+@pytest.mark.attack
 def test_manifest_digest_mismatch_by_digest(fake_registry, registry_b, unique_repo, capsys):
     image, _ = image_with_layer(seed=12)
     for blob in image.all_blobs():
@@ -85,6 +90,7 @@ def test_manifest_digest_mismatch_by_digest(fake_registry, registry_b, unique_re
     assert c.list_tags(registry_b.url, unique_repo) == []
 
 
+@pytest.mark.attack
 def test_manifest_by_tag_with_lying_digest_header(fake_registry, registry_b, unique_repo, capsys):
     image, _ = image_with_layer(seed=13)
     for blob in image.all_blobs():
@@ -99,6 +105,7 @@ def test_manifest_by_tag_with_lying_digest_header(fake_registry, registry_b, uni
     assert c.list_tags(registry_b.url, unique_repo) == []
 
 
+@pytest.mark.fault
 def test_truncated_blob_fails_and_writes_nothing(fake_registry, registry_b, unique_repo, capsys):
     image, layer = image_with_layer(size=50_000, seed=14)
     serve(fake_registry, "src/img", image)
@@ -119,6 +126,7 @@ def test_truncated_blob_fails_and_writes_nothing(fake_registry, registry_b, uniq
 # --- missing content and malformed references ------------------------------------------------
 
 
+@pytest.mark.bad_input
 def test_missing_tag_names_repo_and_tag(registry, registry_b, content, unique_repo, capsys):
     c.push(registry.url, unique_repo, content["helm"], tag="v1")
     result = run_ferry(capsys, "copy", f"{registry.host}/{unique_repo}:nope", f"{registry_b.host}/{unique_repo}:nope")
@@ -129,6 +137,7 @@ def test_missing_tag_names_repo_and_tag(registry, registry_b, content, unique_re
         assert blob_status(registry_b.url, unique_repo, blob.digest) == 404
 
 
+@pytest.mark.bad_input
 def test_missing_repository(fake_registry, registry_b, unique_repo, capsys):
     result = run_ferry(capsys, "copy", f"{fake_registry.host}/no/such:v1", f"{registry_b.host}/{unique_repo}:v1",
                        "--json")
@@ -139,6 +148,7 @@ def test_missing_repository(fake_registry, registry_b, unique_repo, capsys):
     assert c.list_tags(registry_b.url, unique_repo) == []
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize(
     ("source", "offending"),
     [
@@ -157,6 +167,7 @@ def test_malformed_source_reference_exits_2(registry, registry_b, source, offend
     assert c.list_tags(registry_b.url, unique_repo) == []
 
 
+@pytest.mark.bad_input
 def test_malformed_destination_reference_exits_2(registry, registry_b, content, unique_repo, capsys):
     c.push(registry.url, unique_repo, content["helm"], tag="v1")
     result = run_ferry(capsys, "copy", f"{registry.host}/{unique_repo}:v1", f"{registry_b.host}/Bad/Name:v1")
@@ -167,6 +178,7 @@ def test_malformed_destination_reference_exits_2(registry, registry_b, content, 
 # --- retries -------------------------------------------------------------------------------
 
 
+@pytest.mark.fault
 def test_transient_faults_are_retried(fake_registry, registry_b, unique_repo, capsys):
     image, layer = image_with_layer(seed=15)
     serve(fake_registry, "src/img", image)
@@ -184,6 +196,7 @@ def test_transient_faults_are_retried(fake_registry, registry_b, unique_repo, ca
     assert c.get_blob(registry_b.url, unique_repo, layer.digest) == layer.data
 
 
+@pytest.mark.fault
 def test_retries_are_bounded_and_permanent_errors_not_retried(fake_registry):
     image, _ = image_with_layer(seed=16)
     serve(fake_registry, "src/img", image)
@@ -223,7 +236,8 @@ def copy_through(registry, proxy: FaultProxy, repo: str, target: str):
         return copy_artifacts(RegistrySource(src), RegistryDestination(dst), [CopyRequest(repo, "v1", target, ("v1",))])
 
 
-def test_chunked_upload_resumes_from_server_range(registry, registry_b, big_image, proxy):
+@pytest.mark.fault
+def test_chunked_upload_resumes_from_server_range(registry, registry_b, big_image, proxy, figures):
     image, layer, repo = big_image
     target = f"{repo}-resumed"
     # The third PATCH dies after its headers: the registry keeps the first two chunks.
@@ -240,9 +254,12 @@ def test_chunked_upload_resumes_from_server_range(registry, registry_b, big_imag
     assert proxy.count("/blobs/uploads/", "PATCH") == chunks + 1
     assert proxy.body_bytes["PATCH"] == layer.size  # every byte went through exactly once
     assert proxy.body_bytes["PATCH"] < 2 * layer.size
+    figures.record("bytes re-sent", "chunked upload, 3rd PATCH cut after its headers",
+                   proxy.body_bytes["PATCH"] - layer.size, of=layer.size)
 
 
-def test_chunked_upload_cut_mid_body_recovers(registry, registry_b, big_image, proxy):
+@pytest.mark.fault
+def test_chunked_upload_cut_mid_body_recovers(registry, registry_b, big_image, proxy, figures):
     """distribution keeps the partial bytes of a cut PATCH but then refuses the stale upload
     state (404 BLOB_UPLOAD_INVALID on the status GET) and cancels the session, so a mid-chunk
     resume is impossible there: the client must ask, then start a new session."""
@@ -258,38 +275,5 @@ def test_chunked_upload_cut_mid_body_recovers(registry, registry_b, big_image, p
     # What went through before the cut (one chunk and 100 kB) plus the whole layer once more.
     assert proxy.body_bytes["PATCH"] == 256 * KiB + 100_000 + layer.size
     assert proxy.body_bytes["PATCH"] < 2 * layer.size
-
-
-# --- tag pagination --------------------------------------------------------------------------
-
-
-TAGS = [f"t{i:02d}" for i in range(25)]
-
-
-def test_list_tags_follows_link_pagination(fake_registry):
-    # distribution 2.8 ignores `n` on tags/list (one page, always), so the paging itself is
-    # checked against the fake, which pages with `n`/`last` and a relative Link header.
-    image, _ = image_with_layer(seed=17)
-    fake_registry.add_manifest("paged/img", image.media_type, image.raw, tags=TAGS)
-    with RegistryClient(fake_registry.host) as client:
-        tags = client.list_tags("paged/img", page_size=10)
-    assert tags == TAGS  # in page order, none twice, none missing
-    assert fake_registry.count("/v2/paged/img/tags/list", "GET") == 3  # pages of 10, 10 and 5
-
-
-def test_list_tags_of_25_tags_from_distribution(registry, content, unique_repo):
-    manifest = content["helm"]
-    c.push(registry.url, unique_repo, manifest, tag=TAGS[0])
-    with c.registry_client(registry.url) as http:
-        for tag in TAGS[1:]:
-            response = http.put(f"/v2/{unique_repo}/manifests/{tag}", content=manifest.raw,
-                                headers={"Content-Type": manifest.media_type})
-            assert response.status_code == 201
-    with RegistryClient(registry.host) as client:
-        tags = client.list_tags(unique_repo, page_size=10)
-    assert sorted(tags) == TAGS and len(tags) == 25
-
-
-def test_list_tags_of_unknown_repository_is_empty(registry):
-    with RegistryClient(registry.host) as client:
-        assert client.list_tags("no/such/repository", page_size=10) == []
+    figures.record("bytes re-sent", "chunked upload, 2nd PATCH cut mid-body (100 kB in)",
+                   proxy.body_bytes["PATCH"] - layer.size, of=layer.size)

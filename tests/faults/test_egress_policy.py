@@ -13,6 +13,8 @@ from ferry.jobs.endpoints import JobEnvironment, check_endpoint, open_job_source
 from ferry.jobs.spec import ArchiveEndpoint, LayoutEndpoint, RegistryEndpoint, StorageAccess
 from ferry.settings import Settings
 
+pytestmark = [pytest.mark.attack, pytest.mark.usefixtures("no_network")]
+
 
 @pytest.mark.parametrize(("host", "port", "allowed"), [
     ("myreg.azurecr.io", None, True),
