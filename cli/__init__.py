@@ -9,7 +9,7 @@ import argparse
 import logging
 import sys
 
-from cli import archive_commands, copy_command, run_command, storage_commands, tags_command
+from cli import archive_commands, copy_command, run_command, storage_commands, sync_command, tags_command
 from ferry import __version__
 from ferry.errors import FerryError
 from ferry.redact import RedactingFilter, redact
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     storage_commands.add_parser(subparsers)
     run_command.add_parser(subparsers)
     tags_command.add_parser(subparsers)
+    sync_command.add_parser(subparsers)
     return parser
 
 

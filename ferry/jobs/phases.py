@@ -21,7 +21,7 @@ May be imported by the faces (activities, CLI).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,6 +101,8 @@ class JobOutcome:
     blocks_skipped: int | None = None
     #: Parts of the selection that named nothing (a repository without a matching tag, among several).
     skipped: list[str] = field(default_factory=list)
+    #: What gates refused, one message each (``refused by <gate>: <reason>``), before a byte moved.
+    refused: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -122,9 +124,11 @@ class JobOutcome:
 # --------------------------------------------------------------------------- in one process
 
 
-def run_job(spec: JobSpec, env: JobEnvironment, *, gates: Sequence[PlanGate] = (),
+def run_job(spec: JobSpec, env: JobEnvironment, *,
+            gates: Sequence[PlanGate] | Callable[[Source], Sequence[PlanGate]] = (),
             progress: ProgressListener | None = None) -> JobOutcome:
-    """Run the whole job here; never raises for a single artifact."""
+    """Run the whole job here; never raises for a single artifact. ``gates`` may be a function of
+    the opened source (a gate that reads configs or signatures from it)."""
     options = spec.copy_options(progress)
     with ExitStack() as stack:
         source = open_job_source(spec.source, env, stack, spec.options.parallelism)
@@ -133,13 +137,17 @@ def run_job(spec: JobSpec, env: JobEnvironment, *, gates: Sequence[PlanGate] = (
         requests = expand(spec.select, source, spec.options.max_artifacts, skipped)
         plan_seen: list[CopyPlan] = []
 
+        refused: list[str] = []
+        reviewers = gates(source) if callable(gates) else gates
+
         def review(plan: CopyPlan) -> None:
             plan_seen.append(plan)
-            apply_gates(plan, gates, options)
+            refused.extend(apply_gates(plan, reviewers, options))
 
         report = copy_artifacts(source, destination, requests, options, review=review)
         outcome = _finish(spec, env, source, destination, plan_seen[0], report)
         outcome.skipped = skipped
+        outcome.refused = refused
         if isinstance(destination, ArchiveDestination):
             outcome.blocks_staged = getattr(destination.store, "blocks_staged", None)
             outcome.blocks_skipped = getattr(destination.store, "blocks_skipped", None)

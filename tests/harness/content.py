@@ -217,14 +217,15 @@ def _platform(platform: Sequence[str]) -> dict[str, str]:
     return {k: v for k, v in zip(keys, platform, strict=False)}
 
 
-def _image_config(layers: Sequence[Blob], platform: dict[str, str], seed: int) -> dict[str, Any]:
+def _image_config(layers: Sequence[Blob], platform: dict[str, str], seed: int,
+                  env: Sequence[str] = ()) -> dict[str, Any]:
     return {
         "created": CREATED,
         "architecture": platform["architecture"],
         "os": platform["os"],
         **({"variant": platform["variant"]} if "variant" in platform else {}),
         "config": {
-            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+            "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", *env],
             "Cmd": ["/bin/sh"],
             "Labels": {"dev.ferry.test.seed": str(seed)},
         },
@@ -239,11 +240,13 @@ def oci_image(
     platform: Sequence[str] = ("linux", "amd64"),
     seed: int = 0,
     annotations: Mapping[str, str] | None = None,
+    env: Sequence[str] = (),
 ) -> Manifest:
-    """An OCI image manifest over `layers` (OCI layer media type enforced), with a real config."""
+    """An OCI image manifest over `layers` (OCI layer media type enforced), with a real config
+    (``env``: extra ``KEY=value`` entries of its ``config.Env``)."""
     layers = [b if b.media_type == OCI_LAYER else Blob(OCI_LAYER, b.data) for b in layers]
     plat = _platform(platform)
-    config = Blob(OCI_CONFIG, _compact(_image_config(layers, plat, seed)))
+    config = Blob(OCI_CONFIG, _compact(_image_config(layers, plat, seed, env)))
     doc: dict[str, Any] = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,

@@ -1,0 +1,80 @@
+"""``ferry sync SYNC.json --once``: one tick of a scheduled, gated sync, here and now.
+
+The sync definition is the API's JSON (``{"name", "properties": {...}}``, see
+:mod:`ferry.sync.definition`); what the sync remembers between ticks (last digests and verdicts,
+past runs) is kept in ``--state`` (default ``SYNC.state.json`` beside the file). ``--dry-run``
+reports what would be copied, gated and promoted and moves nothing. ``--rollback TAG --to UNIQUE``
+points a stable tag back at an earlier promotion. Scheduling is the Functions app's timer (or
+cron around ``--once``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cli.locations import cli_environment
+from cli.output import print_json
+from ferry.errors import UsageError
+from ferry.sync.definition import SyncDefinition, parse_sync
+from ferry.sync.state import FileSyncState
+from ferry.sync.tick import rollback, run_sync
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("sync", help="run one tick of a gated sync of upstream tags",
+                                   description=__doc__.split("\n\n", 1)[1] if __doc__ else None)
+    parser.add_argument("sync_file", metavar="SYNC.json")
+    parser.add_argument("--once", action="store_true", help="run one tick now (the only mode here)")
+    parser.add_argument("--dry-run", action="store_true", help="report what would be synced; move nothing")
+    parser.add_argument("--state", metavar="FILE", help="what the sync remembers (default SYNC.state.json)")
+    parser.add_argument("--run-id", help="the run's id (default: the UTC time, YYYYMMDDHHMMSS)")
+    parser.add_argument("--rollback", metavar="TAG", help="point TAG back at an earlier promotion (with --to)")
+    parser.add_argument("--to", metavar="UNIQUE_TAG", help="the promotion to roll back to")
+    parser.add_argument("--insecure", action="append", default=[], metavar="HOST",
+                        help="use plain HTTP for HOST (loopback hosts always are)")
+    parser.add_argument("--json", action="store_true", help="print the run record as JSON")
+    parser.set_defaults(handler=run)
+
+
+def load(path: Path) -> SyncDefinition:
+    try:
+        body = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise UsageError(f"sync file {path} does not exist") from exc
+    except ValueError as exc:
+        raise UsageError(f"sync file {path} is not valid JSON: {exc}") from exc
+    given = body.get("name") if isinstance(body, dict) else None
+    return parse_sync(given if isinstance(given, str) else path.stem, body)
+
+
+def run(args: argparse.Namespace) -> int:
+    path = Path(args.sync_file)
+    sync = load(path)
+    env = cli_environment(args)
+    if args.rollback or args.to:
+        if not (args.rollback and args.to):
+            raise UsageError("--rollback TAG needs --to UNIQUE_TAG")
+        digest = rollback(sync, args.rollback, args.to, env)
+        print(f"{sync.target_repository}:{args.rollback} -> {args.to} ({digest})")
+        return 0
+    if not args.once:
+        raise UsageError("give --once: a tick runs now; scheduling is the Functions app's timer (or cron)")
+    state = FileSyncState(args.state or path.with_suffix(".state.json"))
+    run_id = args.run_id or datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    record = run_sync(sync, state, env, run_id=run_id, dry_run=args.dry_run)
+    if args.json:
+        print_json(record.to_json())
+    else:
+        for tag in record.tags:
+            detail = ", ".join(tag.promoted) or "; ".join(tag.reasons)
+            sys.stdout.write(f"{tag.status:10} {sync.source_repository}:{tag.tag} {tag.digest or ''}"
+                             + (f"  {detail}" if detail else "") + "\n")
+        counts: dict[str, Any] = record.requests
+        sys.stdout.write(f"run {record.run_id}: {len(record.tags)} tag(s); requests {counts}\n")
+    failed = any(t.status == "failed" for t in record.tags)
+    return 1 if failed else 0

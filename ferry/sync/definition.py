@@ -1,0 +1,151 @@
+"""A sync definition: which upstream tags to follow, how to judge them, where to promote them.
+
+The ARM-like shape the API and ``ferry sync SYNC.json`` read, parsed once (errors name the JSON
+path, as the pipelines' do)::
+
+    {"properties": {
+       "source": {"registryUri": "docker.io", "repository": "library/node", "credentials": {...}?},
+       "tags": {"include": ["15-alpine"], "semver": ">=15 <16", "exclude": [".*-rc.*"], "latest": 3}?,
+       "target": {"registryUri": "myreg.azurecr.io", "repository": "base/node"},
+       "staging": {"repository": "staging/node"}?,
+       "policies": [{"name": "no-red", "kind": "env", ...}]?,
+       "promotion": {"uniqueTagFormat": "{tag}-{runId}"}?,
+       "notifications": {"webhooks": [{"uri": "https://...", "secret": "..."}]}?,
+       "schedule": "0 */15 * * * *"?, "enabled": true?}}
+
+Changed content lands in ``staging`` (default: the target repository itself, untagged) and is gated
+there; promotion then writes ``uniqueTagFormat`` first and the stable tag second, both to the digest
+that was gated.
+
+May be imported by ``ferry/sync`` and the faces.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ferry.reference import is_valid_repository
+from ferry.sync.filters import TagFilter
+from ferry.sync.policies import Policy
+from ferry.sync.policies import from_json as policies_from_json
+from ferry.transfer.fields import (
+    Credentials,
+    bad,
+    json_object,
+    parse_credentials,
+    properties_of,
+    registry_host,
+    string,
+    validate_name,
+)
+
+DEFAULT_UNIQUE_TAG = "{tag}-{runId}"
+_NCRONTAB = re.compile(r"\S+( \S+){5}")
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """Where notifications are POSTed; ``secret`` signs them (``X-Ferry-Signature: sha256=<hmac>``)."""
+
+    uri: str
+    secret: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class SyncDefinition:
+    name: str
+    source_registry: str
+    source_repository: str
+    target_registry: str
+    target_repository: str
+    tags: TagFilter
+    staging_repository: str | None = None
+    policies: tuple[Policy, ...] = ()
+    unique_tag_format: str = DEFAULT_UNIQUE_TAG
+    webhooks: tuple[Webhook, ...] = ()
+    schedule: str | None = None
+    enabled: bool = True
+    source_credentials: Credentials | None = field(default=None, repr=False)
+
+    def unique_tag(self, tag: str, run_id: str) -> str:
+        """The rollback tag of one promotion: ``uniqueTagFormat`` with ``{tag}`` and ``{runId}``."""
+        return self.unique_tag_format.replace("{tag}", tag).replace("{runId}", run_id)[:128]
+
+    def is_unique_tag_of(self, tag: str, candidate: str) -> bool:
+        """Whether ``candidate`` is a promotion tag of ``tag`` under ``uniqueTagFormat``."""
+        head, _, tail = self.unique_tag_format.replace("{tag}", tag).partition("{runId}")
+        return (candidate != tag and candidate.startswith(head) and candidate.endswith(tail)
+                and len(candidate) > len(head) + len(tail))
+
+    @property
+    def landing_repository(self) -> str:
+        """Where changed content is copied and gated before promotion."""
+        return self.staging_repository or self.target_repository
+
+
+def _repository(value: Any, path: str) -> str:
+    text = string(value, path, max_length=255)
+    assert text is not None
+    if not is_valid_repository(text):
+        raise bad(path, f"{text!r} is not a repository path")
+    return text
+
+
+def _unique_format(value: Any) -> str:
+    path = "properties.promotion.uniqueTagFormat"
+    text = string(value, path, required=False, max_length=100) or DEFAULT_UNIQUE_TAG
+    if "{tag}" not in text or "{runId}" not in text:
+        raise bad(path, "must contain {tag} and {runId} so every promotion gets its own rollback tag")
+    if not re.fullmatch(r"[A-Za-z0-9_.{}-]+", text):
+        raise bad(path, "may hold letters, digits, '_', '.', '-' and the {tag} and {runId} placeholders")
+    return text
+
+
+def _webhooks(value: Any) -> tuple[Webhook, ...]:
+    raw = json_object(value, "properties.notifications", required=False).get("webhooks") or []
+    if not isinstance(raw, list):
+        raise bad("properties.notifications.webhooks", "must be a list")
+    hooks = []
+    for i, item in enumerate(raw):
+        path = f"properties.notifications.webhooks[{i}]"
+        hook = json_object(item, path)
+        uri = string(hook.get("uri"), f"{path}.uri")
+        assert uri is not None
+        if not uri.startswith(("https://", "http://")):
+            raise bad(f"{path}.uri", "must be an http(s) URL")
+        hooks.append(Webhook(uri, string(hook.get("secret"), f"{path}.secret", required=False)))
+    return tuple(hooks)
+
+
+def parse_sync(name: str, body: Any) -> SyncDefinition:
+    """A SyncDefinition from its JSON; UsageError naming the JSON path of a bad field."""
+    validate_name(name)
+    props = properties_of(body)
+    source = json_object(props.get("source"), "properties.source")
+    target = json_object(props.get("target"), "properties.target")
+    staging = json_object(props.get("staging"), "properties.staging", required=False)
+    schedule = string(props.get("schedule"), "properties.schedule", required=False, max_length=100)
+    if schedule is not None and not _NCRONTAB.fullmatch(schedule):
+        raise bad("properties.schedule", "must be NCRONTAB with six fields (seconds first), e.g. '0 */15 * * * *'")
+    enabled = props.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise bad("properties.enabled", "must be true or false")
+    return SyncDefinition(
+        name=name,
+        source_registry=registry_host(source.get("registryUri"), "properties.source.registryUri"),
+        source_repository=_repository(source.get("repository"), "properties.source.repository"),
+        target_registry=registry_host(target.get("registryUri"), "properties.target.registryUri"),
+        target_repository=_repository(target.get("repository"), "properties.target.repository"),
+        tags=TagFilter.from_json(props.get("tags") or {}, "properties.tags"),
+        staging_repository=(_repository(staging["repository"], "properties.staging.repository")
+                            if staging.get("repository") is not None else None),
+        policies=policies_from_json(props.get("policies") or [], "properties.policies"),
+        unique_tag_format=_unique_format(json_object(props.get("promotion"), "properties.promotion",
+                                                     required=False).get("uniqueTagFormat")),
+        webhooks=_webhooks(props.get("notifications")),
+        schedule=schedule,
+        enabled=enabled,
+        source_credentials=parse_credentials(source.get("credentials"), "properties.source.credentials"),
+    )

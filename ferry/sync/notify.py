@@ -1,0 +1,110 @@
+"""Notifications after a promotion or a rejection: CloudEvents 1.0 to webhooks.
+
+An event (``ferry.image.promoted`` or ``ferry.image.rejected``) has ``subject`` ``repo:tag`` and a
+``data.target`` shaped as ACR's ``Microsoft.ContainerRegistry.ImagePushed`` target (``mediaType``,
+``size``, ``digest``, ``repository``, ``tag``) plus ``uniqueTag``, ``run`` and ``verdict``, so handlers
+written for ACR's events can read it. It is POSTed as a structured CloudEvent
+(``application/cloudevents+json``); with a webhook ``secret`` the body is signed,
+``X-Ferry-Signature: sha256=<hex HMAC-SHA256 of the body>``. Each delivery is tried 3 times within
+a bounded time; a webhook that still fails is reported, never fatal to the sync.
+
+May be imported by ``ferry/sync`` and the faces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from ferry.egress import EgressPolicy
+from ferry.errors import FerryError
+from ferry.redact import redact
+from ferry.sync.definition import SyncDefinition, Webhook
+
+log = logging.getLogger(__name__)
+SIGNATURE_HEADER = "X-Ferry-Signature"
+ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """The content a verdict is about."""
+
+    tag: str
+    digest: str
+    media_type: str
+    size: int
+
+
+def image_event(sync: SyncDefinition, candidate: Candidate, *, promoted: bool, run_id: str,
+                unique_tag: str | None, reasons: list[str]) -> dict[str, Any]:
+    """The CloudEvent of one verdict."""
+    repository = sync.target_repository
+    return {
+        "specversion": "1.0",
+        "id": str(uuid.uuid4()),
+        "source": f"ferry/syncs/{sync.name}",
+        "type": "ferry.image.promoted" if promoted else "ferry.image.rejected",
+        "subject": f"{repository}:{candidate.tag}",
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "datacontenttype": "application/json",
+        "data": {
+            "action": "promoted" if promoted else "rejected",
+            "target": {"mediaType": candidate.media_type, "size": candidate.size, "digest": candidate.digest,
+                       "repository": repository, "tag": candidate.tag, "uniqueTag": unique_tag},
+            "source": {"registry": sync.source_registry, "repository": sync.source_repository},
+            "registry": sync.target_registry,
+            "run": run_id,
+            "verdict": {"promoted": promoted, "reasons": reasons},
+        },
+    }
+
+
+def sign(body: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def deliver(event: dict[str, Any], webhooks: tuple[Webhook, ...], *, egress: EgressPolicy | None = None,
+            timeout: float = 10.0) -> list[str]:
+    """POST ``event`` to each webhook; the failures, one message each (empty: all delivered)."""
+    body = json.dumps(event, separators=(",", ":")).encode()
+    failures = []
+    for hook in webhooks:
+        headers = {"Content-Type": "application/cloudevents+json; charset=utf-8"}
+        if hook.secret:
+            headers[SIGNATURE_HEADER] = sign(body, hook.secret)
+        try:
+            problem = _post(hook.uri, body, headers, egress, timeout)
+        except FerryError as exc:  # e.g. a webhook host off the allow-list: refused before connecting
+            problem = str(exc)
+        if problem:
+            failures.append(redact(f"webhook {hook.uri}: {problem}"))
+            log.warning("%s", failures[-1])
+    return failures
+
+
+def _post(uri: str, body: bytes, headers: dict[str, str], egress: EgressPolicy | None, timeout: float) -> str | None:
+    if egress is not None:
+        egress.check_url(uri, "webhook")
+    problem = "not tried"
+    for attempt in range(ATTEMPTS):
+        try:
+            response = httpx.post(uri, content=body, headers=headers, timeout=timeout)
+            if response.status_code < 300:
+                return None
+            problem = f"answered {response.status_code}"
+            if response.status_code < 500 and response.status_code != 429:
+                return problem
+        except httpx.HTTPError as exc:
+            problem = type(exc).__name__
+        time.sleep(min(0.5 * 2 ** attempt, 4.0))
+    return f"{problem} after {ATTEMPTS} attempts"

@@ -1,0 +1,104 @@
+"""What a sync remembers between ticks: per tag, the last digest it evaluated, the verdict, and a
+hash of the policies that judged it; and a record of every run, newest first.
+
+An unchanged upstream is then one HEAD per tag, and a digest rejected once is not copied, gated
+and notified again unless its policies change. :class:`FileSyncState` keeps it in a JSON file (the
+CLI); the Functions app keeps the same records in Table storage.
+
+May be imported by ``ferry/sync`` and the faces.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ferry.errors import UsageError
+
+MAX_RUNS = 100
+
+
+@dataclass
+class TagState:
+    """The last evaluation of one upstream tag."""
+
+    digest: str
+    verdict: str  # promoted | rejected
+    policies: str
+    reasons: list[str] = field(default_factory=list)
+    unique_tag: str | None = None
+
+
+@dataclass
+class TagOutcome:
+    """What one tick did with one tag."""
+
+    tag: str
+    digest: str | None
+    status: str  # unchanged | promoted | rejected | failed | would-sync
+    reasons: list[str] = field(default_factory=list)
+    promoted: list[str] = field(default_factory=list)
+    bytes_moved: int = 0
+
+
+@dataclass
+class SyncRun:
+    """One tick: when, and per tag what happened."""
+
+    run_id: str
+    started: str
+    finished: str | None = None
+    dry_run: bool = False
+    tags: list[TagOutcome] = field(default_factory=list)
+    requests: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class SyncState(Protocol):
+    def tag(self, tag: str) -> TagState | None: ...
+
+    def set_tag(self, tag: str, state: TagState) -> None: ...
+
+    def add_run(self, run: SyncRun) -> None: ...
+
+    def runs(self) -> list[dict[str, Any]]: ...
+
+
+class FileSyncState:
+    """A sync's state in one JSON file, written whole under a temporary name and renamed."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            data = json.loads(self.path.read_text()) if self.path.exists() else {}
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"sync state {self.path} is not readable JSON: {exc}") from exc
+        self._tags: dict[str, Any] = dict(data.get("tags") or {})
+        self._runs: list[dict[str, Any]] = list(data.get("runs") or [])
+
+    def tag(self, tag: str) -> TagState | None:
+        found = self._tags.get(tag)
+        return TagState(**found) if isinstance(found, dict) else None
+
+    def set_tag(self, tag: str, state: TagState) -> None:
+        self._tags[tag] = dataclasses.asdict(state)
+        self._save()
+
+    def add_run(self, run: SyncRun) -> None:
+        self._runs = [run.to_json(), *self._runs][:MAX_RUNS]
+        self._save()
+
+    def runs(self) -> list[dict[str, Any]]:
+        return list(self._runs)
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(self.path.name + ".partial")
+        temporary.write_text(json.dumps({"tags": self._tags, "runs": self._runs}, indent=1))
+        os.replace(temporary, self.path)

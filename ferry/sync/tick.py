@@ -1,0 +1,148 @@
+"""One tick of a sync: look at the upstream tags, gate what changed, promote what passed.
+
+1. List the source repository's tags and apply the filter chain.
+2. Resolve each selected tag with **HEAD only**. A tag whose digest and policies are those of its
+   last evaluation is unchanged: no manifest GET, no byte moved, no notification.
+3. A changed tag's digest is copied (by digest, untagged) into the landing repository (staging, or
+   the target itself) through the gate: the policies review the whole plan before a byte moves, so
+   a refused candidate leaves the target untouched and the stable tag on the last good digest.
+4. A candidate that passed is promoted: the unique rollback tag first, then the stable tag, both to
+   the digest that was gated (a copy by digest within the target registry; never the tag again).
+5. The verdict is remembered with the policies' hash, the run recorded, and webhooks notified.
+
+Rollback (:func:`rollback`) repoints a stable tag to an earlier promotion's unique tag.
+
+May be imported by the faces (CLI, and the Functions app's sync orchestration as it comes).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from contextlib import ExitStack
+from datetime import UTC, datetime
+
+from ferry.errors import ConflictError, FerryError, UsageError
+from ferry.jobs.endpoints import JobEnvironment, registry_client
+from ferry.jobs.phases import JobOutcome, run_job
+from ferry.jobs.spec import Artifacts, JobOptions, JobSpec, RegistryEndpoint
+from ferry.oci.descriptor import Descriptor
+from ferry.plan import CopyRequest
+from ferry.sync.definition import SyncDefinition
+from ferry.sync.notify import Candidate, deliver, image_event
+from ferry.sync.policies import PolicyGate, policies_hash
+from ferry.sync.state import SyncRun, SyncState, TagOutcome, TagState
+
+log = logging.getLogger(__name__)
+SOURCE_CLAIM = "sync/source"
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def source_endpoint(sync: SyncDefinition, env: JobEnvironment) -> RegistryEndpoint:
+    """The upstream registry; credentials given with the sync are kept as a claim bound to it."""
+    ref = None
+    if sync.source_credentials is not None:
+        ref = env.claims.put_json(SOURCE_CLAIM, sync.source_credentials.to_claim(sync.source_registry))
+    return RegistryEndpoint(sync.source_registry, ref)
+
+
+def target_endpoint(sync: SyncDefinition) -> RegistryEndpoint:
+    return RegistryEndpoint(sync.target_registry)
+
+
+def run_sync(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run_id: str,
+             dry_run: bool = False) -> SyncRun:
+    """One tick; every selected tag gets an outcome, and the run is recorded in ``state``."""
+    record = SyncRun(run_id, started=_now(), dry_run=dry_run)
+    requests: Counter[str] = Counter()
+    policies = policies_hash(sync.policies)
+    source = source_endpoint(sync, env)
+    with ExitStack() as stack:
+        client = registry_client(source, env, stack, 8)
+        tags = sync.tags.select(client.list_tags(sync.source_repository))
+        requests["tag list"] += 1
+        for tag in tags:
+            head = client.head_manifest(sync.source_repository, tag)
+            requests["HEAD"] += 1
+            record.tags.append(_one_tag(sync, state, env, source, tag, head, policies, run_id, dry_run))
+    record.requests = dict(requests)
+    record.finished = _now()
+    state.add_run(record)
+    return record
+
+
+def _one_tag(sync: SyncDefinition, state: SyncState, env: JobEnvironment, source: RegistryEndpoint, tag: str,
+             head: Descriptor | None, policies: str, run_id: str, dry_run: bool) -> TagOutcome:
+    if head is None:
+        return TagOutcome(tag, None, "failed", [f"{sync.source_repository}:{tag} vanished while the tick ran"])
+    previous = state.tag(tag)
+    if previous is not None and previous.digest == head.digest and previous.policies == policies:
+        return TagOutcome(tag, head.digest, "unchanged", previous.reasons)
+    if dry_run:
+        return TagOutcome(tag, head.digest, "would-sync", [f"{previous.digest if previous else 'nothing'} -> "
+                                                           f"{head.digest}"])
+    candidate = Candidate(tag, head.digest, head.media_type, head.size)
+    try:
+        return _gate_and_promote(sync, state, env, source, candidate, policies, run_id)
+    except FerryError as exc:
+        log.warning("sync %s, tag %s: %s", sync.name, tag, exc)
+        return TagOutcome(tag, head.digest, "failed", [str(exc)])
+
+
+def _gate_and_promote(sync: SyncDefinition, state: SyncState, env: JobEnvironment, source: RegistryEndpoint,
+                      candidate: Candidate, policies: str, run_id: str) -> TagOutcome:
+    landing = JobSpec(source=source, destination=target_endpoint(sync),
+                      select=(Artifacts((CopyRequest(sync.source_repository, candidate.digest,
+                                                     sync.landing_repository, ()),)),))
+    outcome = run_job(landing, env, gates=lambda source: [PolicyGate(sync.policies, source)])
+    [result] = outcome.report.artifacts
+    if outcome.refused:
+        state.set_tag(candidate.tag, TagState(candidate.digest, "rejected", policies, list(outcome.refused)))
+        problems = deliver(image_event(sync, candidate, promoted=False, run_id=run_id, unique_tag=None,
+                                       reasons=list(outcome.refused)), sync.webhooks, egress=env.egress)
+        return TagOutcome(candidate.tag, candidate.digest, "rejected", [*outcome.refused, *problems],
+                          bytes_moved=outcome.report.bytes_uploaded)
+    if not result.ok:
+        raise FerryError(f"landing {candidate.digest} in {sync.landing_repository}: {result.error}")
+    unique = sync.unique_tag(candidate.tag, run_id)
+    promoted = promote(sync, candidate.digest, candidate.tag, unique, env)
+    state.set_tag(candidate.tag, TagState(candidate.digest, "promoted", policies, [], unique))
+    problems = deliver(image_event(sync, candidate, promoted=True, run_id=run_id, unique_tag=unique, reasons=[]),
+                       sync.webhooks, egress=env.egress)
+    # Promotion works inside the target registry: every blob is there already (no byte crosses again).
+    return TagOutcome(candidate.tag, candidate.digest, "promoted", problems, promoted,
+                      bytes_moved=outcome.report.bytes_uploaded)
+
+
+def _tag_in_target(sync: SyncDefinition, repository: str, reference: str, tag: str, env: JobEnvironment, *,
+                   replace: bool) -> JobOutcome:
+    """Point ``target_repository:tag`` at ``repository@reference`` of the target registry."""
+    spec = JobSpec(source=target_endpoint(sync), destination=target_endpoint(sync),
+                   select=(Artifacts((CopyRequest(repository, reference, sync.target_repository, (tag,)),)),),
+                   options=JobOptions(overwrite_tags=replace))
+    return run_job(spec, env)
+
+
+def promote(sync: SyncDefinition, digest: str, tag: str, unique: str, env: JobEnvironment) -> list[str]:
+    """Write ``unique`` (never replacing anything), then the stable ``tag``, both to ``digest``."""
+    for name, replace in ((unique, False), (tag, True)):
+        outcome = _tag_in_target(sync, sync.landing_repository, digest, name, env, replace=replace)
+        if not outcome.ok:
+            error = outcome.report.artifacts[0].error
+            raise ConflictError(f"promoting {digest} as {sync.target_repository}:{name}: {error}")
+    return [unique, tag]
+
+
+def rollback(sync: SyncDefinition, tag: str, to: str, env: JobEnvironment) -> str:
+    """Point the stable ``tag`` at the digest of the earlier promotion ``to`` (a unique tag); its digest."""
+    if not sync.is_unique_tag_of(tag, to):
+        raise UsageError(f"rollback of {tag!r}: {to!r} is not one of its promotion tags "
+                         f"({sync.unique_tag(tag, 'RUNID')})")
+    outcome = _tag_in_target(sync, sync.target_repository, to, tag, env, replace=True)
+    [result] = outcome.report.artifacts
+    if not result.ok or result.digest is None:
+        raise FerryError(f"rollback of {sync.target_repository}:{tag} to {to}: {result.error}")
+    return result.digest
