@@ -41,6 +41,9 @@ KEYVAULT_CA_BUNDLE = "FERRY_KEYVAULT_CA_BUNDLE"
 IMPORT_BLOB_PATH = "FERRY_IMPORT_BLOB_PATH"
 IMPORT_STORAGE = "FERRY_IMPORT_STORAGE"
 IMPORT_TRIGGER_SOURCE = "FERRY_IMPORT_TRIGGER_SOURCE"
+# -- scheduled syncs ------------------------------------------------------------------------------
+#: NCRONTAB of the timer that starts due syncs (default: every 5 minutes).
+SYNC_TICK = "FERRY_SYNC_TICK"
 # -- Azure Resource Manager and the ACR importImage handoff --------------------------------------
 ARM_ENDPOINT = "FERRY_ARM_ENDPOINT"
 ARM_CA_BUNDLE = "FERRY_ARM_CA_BUNDLE"

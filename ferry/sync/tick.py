@@ -17,11 +17,13 @@ May be imported by the faces (CLI, and the Functions app's sync orchestration as
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from contextlib import ExitStack
 from datetime import UTC, datetime
 
+from ferry.azure.claims import MemoryClaimStore
 from ferry.errors import ConflictError, FerryError, UsageError
 from ferry.jobs.endpoints import JobEnvironment, registry_client
 from ferry.jobs.phases import JobOutcome, run_job
@@ -57,6 +59,7 @@ def run_sync(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run
              dry_run: bool = False) -> SyncRun:
     """One tick; every selected tag gets an outcome, and the run is recorded in ``state``."""
     record = SyncRun(run_id, started=_now(), dry_run=dry_run)
+    env = dataclasses.replace(env, claims=MemoryClaimStore())  # the tick's credentials stay in memory
     requests: Counter[str] = Counter()
     policies = policies_hash(sync.policies)
     source = source_endpoint(sync, env)

@@ -33,6 +33,8 @@ TABLE_NAMES = {
     "exportPipelines": "FerryExportPipelines",
     "importPipelines": "FerryImportPipelines",
     "pipelineRuns": "FerryPipelineRuns",
+    "syncs": "FerrySyncs",
+    "syncState": "FerrySyncState",
 }
 PARTITION = "ferry"
 #: UTF-16 code units per body property (two bytes each): 60 KB, under the 64 KiB property limit.

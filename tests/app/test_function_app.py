@@ -103,9 +103,9 @@ def test_orchestrations_and_activities_are_indexed(functions):
     def trigger_type(name: str) -> str:
         return functions[name].get_trigger().get_dict_repr()["type"]
 
-    orchestrators = {"copy_job", "copy_batches", "pipeline_run", "image_import", "blob_copy", "transfer"}
+    orchestrators = {"copy_job", "copy_batches", "pipeline_run", "image_import", "blob_copy", "transfer", "sync_run"}
     activities = {"plan_job", "transfer_batch", "finish_job", "cleanup_claims",
-                  "start_blob_copy", "blob_copy_status", "relay_blob_copy", "acr_import_image"}
+                  "start_blob_copy", "blob_copy_status", "relay_blob_copy", "acr_import_image", "sync_tick"}
     assert {n for n in functions if trigger_type(n) == "orchestrationTrigger"} == orchestrators
     assert {n for n in functions if trigger_type(n) == "activityTrigger"} == activities
     assert {n for n in functions if trigger_type(n) == "blobTrigger"} == {"import_trigger"}

@@ -1,0 +1,105 @@
+"""Syncs as the Functions app keeps them: the definition without its secrets, the secrets in a
+claim, the state in Table storage, and when a sync's own schedule is due.
+
+* :func:`split_secrets` takes the source credentials and webhook secrets out of a definition body
+  (they go to the claim ``credentials/syncs/<name>``, bound to the source registry) and
+  :func:`with_secrets` puts them back for a tick; what is stored and echoed never holds one.
+* :class:`TableSyncState` is :class:`~ferry.sync.state.SyncState` on the ``syncState`` table: one
+  record per sync (tags and the last runs, newest first).
+* :func:`is_due`: whether an NCRONTAB schedule (seconds first) fired since a sync last started.
+
+May be imported by the faces.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+from ferry.errors import NotFoundError
+from ferry.sync.state import SyncRun, TagState
+from ferry.transfer.store import Record, ResourceStore
+
+SYNCS = "syncs"
+STATE = "syncState"
+#: Runs kept per sync in the table (an entity holds at most about 900 KB of JSON).
+MAX_TABLE_RUNS = 20
+
+
+def secrets_claim(name: str) -> str:
+    return f"credentials/syncs/{name.lower()}"
+
+
+def split_secrets(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the body without credentials and webhook secrets, those secrets)."""
+    public = copy.deepcopy(body)
+    props = public.get("properties") or {}
+    secrets: dict[str, Any] = {"source": (props.get("source") or {}).pop("credentials", None), "webhooks": []}
+    for hook in (props.get("notifications") or {}).get("webhooks") or []:
+        secrets["webhooks"].append(hook.pop("secret", None) if isinstance(hook, dict) else None)
+    return public, secrets
+
+
+def with_secrets(public: dict[str, Any], secrets: dict[str, Any] | None) -> dict[str, Any]:
+    """The body with its secrets back, for parsing and running a tick."""
+    body = copy.deepcopy(public)
+    if not secrets:
+        return body
+    props = body.get("properties") or {}
+    if secrets.get("source"):
+        props.setdefault("source", {})["credentials"] = secrets["source"]
+    hooks = (props.get("notifications") or {}).get("webhooks") or []
+    for hook, secret in zip(hooks, secrets.get("webhooks") or [], strict=False):
+        if secret and isinstance(hook, dict):
+            hook["secret"] = secret
+    return body
+
+
+class TableSyncState:
+    """A sync's state in one ``syncState`` record; a sync runs as a singleton, so one writer."""
+
+    def __init__(self, store: ResourceStore, name: str) -> None:
+        self.store = store
+        self.name = name
+        found = store.find(STATE, name)
+        self._body: dict[str, Any] = found.body if found else {"tags": {}, "runs": []}
+
+    def tag(self, tag: str) -> TagState | None:
+        found = self._body["tags"].get(tag)
+        return TagState(**found) if isinstance(found, dict) else None
+
+    def set_tag(self, tag: str, state: TagState) -> None:
+        self._body["tags"][tag] = dataclasses.asdict(state)
+        self._save()
+
+    def add_run(self, run: SyncRun) -> None:
+        self._body["runs"] = [run.to_json(), *self._body["runs"]][:MAX_TABLE_RUNS]
+        self._save()
+
+    def runs(self) -> list[dict[str, Any]]:
+        return list(self._body["runs"])
+
+    def _save(self) -> None:
+        self.store.put(STATE, Record(self.name, self._body))
+
+
+def last_started(store: ResourceStore, name: str) -> str | None:
+    try:
+        runs = store.get(STATE, name).body.get("runs") or []
+    except NotFoundError:
+        return None
+    return str(runs[0]["started"]) if runs else None
+
+
+def is_due(schedule: str | None, last: datetime | None, now: datetime) -> bool:
+    """Whether ``schedule`` (NCRONTAB: seconds first) fired after ``last`` and by ``now``; a sync
+    without a schedule runs only by hand, one never run is due at its schedule's first time."""
+    if not schedule:
+        return False
+    from croniter import croniter
+
+    seconds, *rest = schedule.split()
+    previous = croniter(" ".join([*rest, seconds]), now).get_prev(datetime)
+    return last is None or previous > last

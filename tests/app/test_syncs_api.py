@@ -1,0 +1,123 @@
+"""Syncs in the Functions app: the HTTP routes on Azurite tables and claims, the real sync_run
+orchestration and sync_tick activity on the local runner against local registries, the timer's
+singleton rule, and the indexed metadata."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import azure.functions as func
+import pytest
+
+import function_app
+from api.syncs import start_due_syncs
+from ferry.sync.stored import is_due
+from runner.client import LocalDurableClient, acall_client_function
+from runner.replay import LocalOrchestrationRunner
+from tests.harness import content as c
+from tests.helpers import app_functions
+
+FUNCTIONS = app_functions()
+KEY = "FUNCTIONKEYsyncs"
+
+
+@pytest.fixture
+def app(azurite, registry, registry_b, monkeypatch):
+    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string("acct1"))
+    monkeypatch.setenv("FERRY_ALLOWED_HOSTS", "127.0.0.1")
+    monkeypatch.delenv("FERRY_CLAIMS_CONNECTION", raising=False)
+    with LocalOrchestrationRunner(function_app.app) as runner:
+        yield runner, LocalDurableClient(runner)
+
+
+def call(name: str, method: str, path: str, body: Any = None, *, client: Any = None, params: dict | None = None,
+         query: str = "") -> func.HttpResponse:
+    req = func.HttpRequest(method=method, url=f"http://localhost:7071/api/{path}?code={KEY}{query}",
+                           body=b"" if body is None else json.dumps(body).encode(), route_params=params or {},
+                           params=dict(p.split("=") for p in query.strip("&").split("&") if p))
+    fn = FUNCTIONS[name]
+    if client is not None:
+        return asyncio.run(acall_client_function(fn, client=client, req=req))
+    result = fn.get_user_function()(req)
+    return asyncio.run(result) if asyncio.iscoroutine(result) else result
+
+
+def definition(registry, registry_b, name: str, **extra: Any) -> dict[str, Any]:
+    return {"properties": {
+        "source": {"registryUri": registry.host, "repository": f"up/{name}",
+                   "credentials": {"username": "u", "password": "SYNCPASSWORD"}},
+        "tags": {"include": ["v.*"]},
+        "target": {"registryUri": registry_b.host, "repository": f"base/{name}"},
+        "policies": [{"kind": "env", "name": "BACKGROUND_COLOR", "forbid": ["RED"]}],
+        "schedule": "0 */5 * * * *", **extra}}
+
+
+def test_a_sync_runs_through_the_app_and_keeps_its_secret(app, registry, registry_b, content):
+    runner, client = app
+    name = "appsync1"
+    c.push(registry.url, f"up/{name}", c.oci_image([c.random_layer(3_000, 77)], env=["BACKGROUND_COLOR=Blue"]),
+           tag="v1")
+    put = call("sync_put", "PUT", f"syncs/{name}", definition(registry, registry_b, name), params={"name": name})
+    assert put.status_code == 201, put.get_body()
+    shown = call("sync_get", "GET", f"syncs/{name}", params={"name": name}).get_body()
+    assert b"SYNCPASSWORD" not in shown and b"credentials" not in shown
+    started = call("sync_run_start", "POST", f"syncs/{name}/run", client=client, params={"name": name})
+    assert started.status_code == 202, started.get_body()
+    [instance] = runner.instances()
+    assert instance.instance_id == f"sync-{name}" and "SYNCPASSWORD" not in json.dumps(instance.input)
+    result = runner.wait(instance.instance_id, 60)
+    assert result.status == "Completed", result.error
+    [tag] = result.output["tags"]
+    assert tag["status"] == "promoted" and tag["promoted"][1] == "v1"
+    assert c.list_tags(registry_b.url, f"base/{name}") == sorted(tag["promoted"])
+    runs = json.loads(call("sync_runs", "GET", f"syncs/{name}/runs", params={"name": name}).get_body())["value"]
+    assert runs[0]["tags"][0]["status"] == "promoted"
+    assert call("sync_delete", "DELETE", f"syncs/{name}", params={"name": name}).status_code == 200
+
+
+def test_the_timer_starts_due_syncs_once_as_singletons(app, registry, registry_b):
+    runner, client = app
+    name = "appsync2"
+    assert call("sync_put", "PUT", f"syncs/{name}", definition(registry, registry_b, name),
+                params={"name": name}).status_code in (200, 201)
+    now = datetime.now(UTC)
+    first = asyncio.run(start_due_syncs(client, now))
+    assert name in first
+    again = asyncio.run(start_due_syncs(client, now))  # still running, or just ran: not started twice
+    runner.wait(f"sync-{name}", 60)
+    assert name not in again  # still running, or ran since it fired: started once
+    assert call("sync_delete", "DELETE", f"syncs/{name}", params={"name": name}).status_code == 200
+
+
+@pytest.mark.parametrize(("body_change", "field"), [
+    ({"target": {"registryUri": "169.254.169.254", "repository": "x"}}, "properties.target.registryUri"),
+    ({"notifications": {"webhooks": [{"uri": "https://evil.example.com/hook"}]}},
+     "properties.notifications.webhooks[0].uri"),
+    ({"schedule": "bogus"}, "properties.schedule"),
+])
+def test_a_hostile_or_bad_sync_is_400_naming_the_field(app, registry, registry_b, body_change, field):
+    body = definition(registry, registry_b, "appsync3")
+    body["properties"].update(body_change)
+    resp = call("sync_put", "PUT", "syncs/appsync3", body, params={"name": "appsync3"})
+    assert resp.status_code == 400 and field in json.loads(resp.get_body())["error"]["message"]
+
+
+def test_a_schedule_is_due_once_per_firing():
+    now = datetime(2026, 1, 1, 0, 7, tzinfo=UTC)
+    assert is_due("0 */5 * * * *", None, now)
+    assert not is_due("0 */5 * * * *", now - timedelta(minutes=1), now)   # ran at 00:06, fired at 00:05
+    assert is_due("0 */5 * * * *", now - timedelta(minutes=3), now)       # ran at 00:04
+    assert not is_due(None, None, now)
+
+
+def test_the_sync_functions_are_indexed():
+    def binding(name: str, kind: str) -> dict:
+        return next(b for b in map(json.loads, FUNCTIONS[name].get_raw_bindings()) if b["type"] == kind)
+
+    assert binding("sync_timer", "timerTrigger")["schedule"] == "%FERRY_SYNC_TICK%"
+    assert binding("sync_run_start", "httpTrigger")["route"] == "syncs/{name}/run"
+    assert FUNCTIONS["sync_run"].get_trigger().get_dict_repr()["type"] == "orchestrationTrigger"
+    assert FUNCTIONS["sync_tick"].get_trigger().get_dict_repr()["type"] == "activityTrigger"
