@@ -119,3 +119,18 @@ def stable(registry) -> str:
 
 def unique(registry, run_id: str) -> str:
     return digest_of(registry, f"15-alpine-{run_id}")
+
+
+def test_a_dry_run_reports_and_moves_nothing(registry, registry_b, tmp_path, capsys):
+    c.push(registry.url, "library/dry", node("Orange"), tag="15-alpine")
+    sync_file = tmp_path / "dry.json"
+    sync_file.write_text(json.dumps({"name": "dry-run", "properties": {
+        "source": {"registryUri": registry.host, "repository": "library/dry"},
+        "target": {"registryUri": registry_b.host, "repository": "base/dry"}}}))
+    result = run_ferry(capsys, "sync", str(sync_file), "--once", "--dry-run", "--json")
+    assert result.code == 0, result.err
+    [tag] = result.json()["tags"]
+    assert tag["status"] == "would-sync" and tag["promoted"] == []
+    assert c.list_tags(registry_b.url, "base/dry") == []
+    again = run_ferry(capsys, "sync", str(sync_file), "--once", "--dry-run", "--json")
+    assert again.json()["tags"][0]["status"] == "would-sync"  # a dry run remembers no verdict
