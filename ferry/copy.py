@@ -32,7 +32,7 @@ from functools import partial
 from ferry.errors import ConflictError, FerryError, InvalidReferenceError, UnsupportedError
 from ferry.oci import mediatypes as mt
 from ferry.oci.descriptor import Descriptor
-from ferry.oci.manifest import build_index, parse_manifest, platform_string
+from ferry.oci.manifest import parse_manifest, platform_string
 from ferry.plan import (
     ArtifactPlan,
     ArtifactResult,
@@ -47,6 +47,7 @@ from ferry.plan import (
     hold_back,
     place_blobs,
 )
+from ferry.platforms import select_platforms
 from ferry.redact import redact
 from ferry.transports.base import (
     BlobMounter,
@@ -170,7 +171,7 @@ def _plan_artifact(source: Source, destination: Destination | None, plan: Artifa
             raise InvalidReferenceError(problem)
         root = source.resolve(request.source_repository, request.source_reference)
         raw = source.fetch_manifest(request.source_repository, root)
-        root, raw = _select_platforms(source, request.source_repository, root, raw, options.platforms)
+        root, raw = select_platforms(source, request.source_repository, root, raw, options.platforms)
         plan.root, plan.root_raw = root, raw
         _walk(source, request.source_repository, root, raw, plan, set(), options.include_referrers,
               options.include_foreign_layers)
@@ -203,26 +204,6 @@ def _check_tag(destination: Destination, write: Write) -> None:
         raise ConflictError(
             f"tag {write.repository}:{write.tag} in {destination.name} already points to {current.digest}, not "
             f"{write.descriptor.digest}; replace it with --force, --overwrite-tags or OverwriteTags")
-
-
-def _select_platforms(
-    source: Source, repository: str, root: Descriptor, raw: bytes, platforms: frozenset[str] | None
-) -> tuple[Descriptor, bytes]:
-    """Apply a platform filter to an index: one match is copied alone, several as a new index."""
-    if not platforms or not mt.is_index(root.media_type):
-        return root, raw
-    parsed = parse_manifest(raw, root.media_type)
-    chosen = [d for d in parsed.manifests if platform_string(d.platform) in platforms
-              or platform_string(d.platform).rsplit("/", 1)[0] in platforms]
-    if not chosen:
-        available = ", ".join(sorted({platform_string(d.platform) for d in parsed.manifests}))
-        raise FerryError(f"no platform of {repository}@{root.digest} matches {sorted(platforms)}; "
-                         f"available: {available}")
-    if len(chosen) == 1:
-        child = chosen[0]
-        return child, source.fetch_manifest(repository, child)
-    new_raw = build_index(chosen, parsed.annotations or None)
-    return Descriptor.for_bytes(mt.OCI_INDEX, new_raw), new_raw
 
 
 #: Indexes nest (an index of images, an image's referrers, a referrer's referrers): deeper than this

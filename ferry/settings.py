@@ -33,6 +33,9 @@ REGISTRY = "FERRY_REGISTRY"
 ALLOWED_HOSTS = "FERRY_ALLOWED_HOSTS"
 INSECURE_REGISTRIES = "FERRY_INSECURE_REGISTRIES"
 MAX_ARTIFACTS = "FERRY_MAX_ARTIFACTS"
+#: One retry budget per registry operation: attempts, and seconds from its first attempt.
+RETRY_ATTEMPTS = "FERRY_RETRY_ATTEMPTS"
+RETRY_SECONDS = "FERRY_RETRY_SECONDS"
 # -- transfer storage ----------------------------------------------------------------------------
 STORAGE_CONNECTION_STRINGS = "FERRY_STORAGE_CONNECTION_STRINGS"
 AZURE_STORAGE_CONNECTION_STRING = "AZURE_STORAGE_CONNECTION_STRING"
@@ -230,6 +233,24 @@ class Settings:
         if value < 1:
             raise UsageError(f"app setting {MAX_ARTIFACTS} must be a positive whole number, not {raw!r}")
         return value
+
+    def _positive(self, name: str, default: float) -> float:
+        raw = self.get(name)
+        try:
+            value = float(raw) if raw else default
+        except ValueError:
+            value = 0
+        if value <= 0:
+            raise UsageError(f"app setting {name} must be a positive number, not {raw!r}")
+        return value
+
+    @property
+    def retry_attempts(self) -> int:
+        return int(self._positive(RETRY_ATTEMPTS, 5))
+
+    @property
+    def retry_seconds(self) -> float:
+        return self._positive(RETRY_SECONDS, 120.0)
 
     # -- the import trigger ----------------------------------------------------------------------
     @property

@@ -31,6 +31,7 @@ from ferry.reference import endpoint_for
 from ferry.registry.client import RegistryClient
 from ferry.registry.credentials import Credentials
 from ferry.registry.dockerconfig import resolve_credentials
+from ferry.registry.retry import RetryPolicy
 from ferry.registry.upload import UploadSessions
 from ferry.settings import Settings
 from ferry.transports.archive import ArchiveDestination, ArchiveSource, is_blob_url, open_destination, open_source
@@ -122,7 +123,8 @@ def registry_client(endpoint: RegistryEndpoint, env: JobEnvironment, stack: Exit
                     parallelism: int) -> RegistryClient:
     credentials = registry_credentials(endpoint, env)
     insecure = endpoint.insecure or endpoint.registry in env.settings.insecure_registries
-    client = stack.enter_context(RegistryClient(endpoint.registry, credentials, insecure=insecure,
+    retry = RetryPolicy(attempts=env.settings.retry_attempts, max_elapsed=env.settings.retry_seconds)
+    client = stack.enter_context(RegistryClient(endpoint.registry, credentials, insecure=insecure, retry=retry,
                                                 max_connections=max(8, parallelism * 2), egress=env.egress,
                                                 sessions=env.upload_sessions))
     if env.check_credentials and not credentials.is_anonymous:
