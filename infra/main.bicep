@@ -131,6 +131,8 @@ param instanceMemoryMB int = 2048
 param maximumInstanceCount int = 100
 
 // -- names ----------------------------------------------------------------------------------------
+// Comparisons inside a larger expression are parenthesized: the Bicep parser tests/infra reads the
+// template with (pycep-parser) has no operator precedence.
 
 var token = toLower(uniqueString(subscription().id, environmentName, location))
 var rgName = empty(resourceGroupName) ? 'rg-${environmentName}' : resourceGroupName
@@ -145,12 +147,12 @@ var claimsContainerName = 'ferry-claims'
 var deadLetterContainerName = 'eventgrid-deadletter'
 
 var sourceName = empty(sourceStorageAccountName) ? 'stferrysrc${token}' : sourceStorageAccountName
-var sourceRg = sourceStorageMode == 'existing' && !empty(sourceStorageResourceGroupName) ? sourceStorageResourceGroupName : rgName
+var sourceRg = ((sourceStorageMode == 'existing') && !empty(sourceStorageResourceGroupName)) ? sourceStorageResourceGroupName : rgName
 var targetName = empty(targetStorageAccountName) ? 'stferrytgt${token}' : targetStorageAccountName
-var targetRg = targetStorageMode == 'existing' && !empty(targetStorageResourceGroupName) ? targetStorageResourceGroupName : rgName
-var targetLocation = targetStorageMode == 'existing' && !empty(targetStorageLocation) ? targetStorageLocation : location
+var targetRg = ((targetStorageMode == 'existing') && !empty(targetStorageResourceGroupName)) ? targetStorageResourceGroupName : rgName
+var targetLocation = ((targetStorageMode == 'existing') && !empty(targetStorageLocation)) ? targetStorageLocation : location
 var vaultName = empty(keyVaultName) ? 'kv-ferry-${token}' : keyVaultName
-var vaultRg = keyVaultMode == 'existing' && !empty(keyVaultResourceGroupName) ? keyVaultResourceGroupName : rgName
+var vaultRg = ((keyVaultMode == 'existing') && !empty(keyVaultResourceGroupName)) ? keyVaultResourceGroupName : rgName
 var registryRg = empty(registryResourceGroupName) ? rgName : registryResourceGroupName
 
 // -- hosts, computed from names so the allow-list is known before anything is deployed ------------
@@ -158,7 +160,7 @@ var registryRg = empty(registryResourceGroupName) ? rgName : registryResourceGro
 var storageSuffix = environment().suffixes.storage
 var appBlobUri = 'https://${appStorageName}.blob.${storageSuffix}'
 var targetBlobUri = 'https://${targetName}.blob.${storageSuffix}'
-var sourceBlobHosts = sourceStorageMode == 'none' ? [] : [
+var sourceBlobHosts = (sourceStorageMode == 'none') ? [] : [
   '${sourceName}.blob.${storageSuffix}'
 ]
 var vaultHost = '${vaultName}${environment().suffixes.keyvaultDns}'
@@ -371,7 +373,7 @@ module registryAccess 'modules/registry-access.bicep' = [for (registry, i) in re
     registryName: registry.name
     appPrincipalId: identity.outputs.principalId
     push: registry.push
-    importImage: i == 0 && acrImportHandoff
+    importImage: (i == 0) && acrImportHandoff
   }
   dependsOn: [
     rg
@@ -419,7 +421,7 @@ output AZURE_FUNCTION_APP_NAME string = app.outputs.name
 output FERRY_APP_HOST_NAME string = app.outputs.defaultHostName
 output FERRY_REGISTRY string = registryHosts[0]
 output FERRY_KEY_VAULT_URI string = 'https://${vaultHost}/'
-output FERRY_SOURCE_CONTAINER_URL string = sourceStorageMode == 'none' ? '' : 'https://${sourceName}.blob.${storageSuffix}/${transferContainerName}'
+output FERRY_SOURCE_CONTAINER_URL string = (sourceStorageMode == 'none') ? '' : 'https://${sourceName}.blob.${storageSuffix}/${transferContainerName}'
 output FERRY_TARGET_CONTAINER_URL string = '${targetBlobUri}/${transferContainerName}'
 output FERRY_NOTIFICATIONS_ENDPOINT string = deployNotificationsTopic ? notifications.outputs.endpoint : ''
 output EVENTGRID_RESOURCE_GROUP string = targetRg
