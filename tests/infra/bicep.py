@@ -111,8 +111,12 @@ class Template:
     def resources_of_type(self, type_: str) -> dict[str, Any]:
         return {name: r for name, r in self.resources.items() if r["type"].lower() == type_.lower()}
 
+    def has_default(self, name: str) -> bool:
+        """pycep gives ``default: None`` for a parameter declared without one."""
+        return self.parameters[name].get("default") is not None
+
     def required_parameters(self) -> set[str]:
-        return {name for name, p in self.parameters.items() if "default" not in p}
+        return {name for name in self.parameters if not self.has_default(name)}
 
     def allowed(self, name: str) -> list[Any] | None:
         for decorator in self.parameters[name].get("decorators") or []:
@@ -235,7 +239,7 @@ class Scope:
         if name in t.parameters:
             if name in self.params:
                 return self.params[name]
-            if "default" not in t.parameters[name]:
+            if not t.has_default(name):
                 raise Unsupported(f"{t.relative}: parameter {name} has no value and no default")
             return Scope(t, self.params).value(t.parameters[name]["default"])
         if name in t.variables:
