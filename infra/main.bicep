@@ -48,8 +48,11 @@ param additionalRegistries array = []
 @description('Hand importImage to ACR\'s own importImage on the registry above (FERRY_ACR_IMPORT_HANDOFF); grants the custom importImage role.')
 param acrImportHandoff bool = false
 
-@description('More hosts the app may reach (FERRY_ALLOWED_HOSTS): registries outside Azure such as registry-1.docker.io. Empty by default: exactly the accounts, vault, registries and ARM of this deployment.')
-param additionalAllowedHosts array = []
+@description('Regions of the registry\'s dedicated data endpoints, comma-separated (Premium; e.g. "westeurope"). ACR answers a blob download with a redirect to REGISTRY.REGION.data.azurecr.io when they are on, so these hosts join FERRY_ALLOWED_HOSTS.')
+param registryDataEndpointRegions string = ''
+
+@description('More hosts the app may reach, comma-separated (FERRY_ALLOWED_HOSTS): registries outside Azure and their token and blob hosts, or *.blob.core.windows.net for pulls from a registry without dedicated data endpoints. Empty by default: exactly the accounts, vault, registries and ARM of this deployment.')
+param additionalAllowedHosts string = ''
 
 // -- transfer storage (ACR Transfer: the export target and import source accounts) ----------------
 
@@ -173,11 +176,14 @@ var registries = concat([
   }
 ], additionalRegistries)
 var registryHosts = [for registry in registries: '${toLower(registry.name)}${environment().suffixes.acrLoginServer}']
+var dataEndpointRegions = empty(registryDataEndpointRegions) ? [] : split(registryDataEndpointRegions, ',')
+var dataEndpointHosts = [for region in dataEndpointRegions: '${toLower(registryName)}.${toLower(trim(region))}.data${environment().suffixes.acrLoginServer}']
+var extraHosts = empty(additionalAllowedHosts) ? [] : split(additionalAllowedHosts, ',')
 var storageHosts = [
   '${appStorageName}.blob.${storageSuffix}'
   '${targetName}.blob.${storageSuffix}'
 ]
-var allowedHosts = union(storageHosts, sourceBlobHosts, [vaultHost], registryHosts, [armHost], additionalAllowedHosts)
+var allowedHosts = union(storageHosts, sourceBlobHosts, [vaultHost], registryHosts, dataEndpointHosts, [armHost], extraHosts)
 var registryResourceId = '/subscriptions/${subscription().subscriptionId}/resourceGroups/${registryRg}/providers/Microsoft.ContainerRegistry/registries/${registryName}'
 
 // -- the app settings: every name ferry/settings.py reads (less the CLI's), and the host's --------

@@ -314,6 +314,10 @@ class Scope:
             return self._str(args[0], kind).replace(self._str(args[1], kind), self._str(args[2], kind))
         if kind == "string":
             return _arm_string(args[0])
+        if kind == "split":
+            return self._str(args[0], kind).split(self._str(args[1], kind))
+        if kind == "trim":
+            return self._str(args[0], kind).strip()
         if kind == "resource_group":
             return {"resourceGroup": self._str(args[0], kind)}
         if kind == "unique_string":

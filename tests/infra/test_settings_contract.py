@@ -39,7 +39,8 @@ DEPLOYMENTS = {
     "handoff and a second registry": lambda: {
         **parameters_file("main.parameters.json", {**AZD_ENV, "FERRY_ACR_IMPORT_HANDOFF": "true"}),
         "additionalRegistries": [{"name": "UpstreamMirror", "resourceGroupName": "rg-mirror", "push": False}],
-        "additionalAllowedHosts": ["registry-1.docker.io"],
+        "additionalAllowedHosts": "registry-1.docker.io,auth.docker.io",
+        "registryDataEndpointRegions": "westeurope, northeurope",
     },
 }
 
@@ -149,8 +150,10 @@ def test_the_allow_list_is_exactly_this_deployments_endpoints(scope: Scope):
     expected.add(the(scope, "vaultAccess")["vaultName"] + AZURE_CLOUD["suffixes"]["keyvaultDns"])
     expected |= {i["params"]["registryName"].lower() + AZURE_CLOUD["suffixes"]["acrLoginServer"]
                  for i in scope.instances("registryAccess")}
+    regions = [r.strip() for r in (scope.params.get("registryDataEndpointRegions") or "").split(",") if r.strip()]
+    expected |= {f"{scope.params['registryName'].lower()}.{region}.data.azurecr.io" for region in regions}
     expected.add("management.azure.com")
-    expected |= set(scope.params.get("additionalAllowedHosts") or [])
+    expected |= {h for h in (scope.params.get("additionalAllowedHosts") or "").split(",") if h}
     listed = app_settings(scope)["FERRY_ALLOWED_HOSTS"].split(",")
     assert len(listed) == len(set(listed))
     assert set(listed) == expected
