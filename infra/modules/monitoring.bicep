@@ -31,9 +31,6 @@ resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
     sku: {
       name: 'PerGB2018'
     }
-    features: {
-      disableLocalAuth: true
-    }
   }
 }
 

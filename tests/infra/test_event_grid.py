@@ -12,7 +12,8 @@ import azure.functions as func
 from api.import_trigger import trigger_source
 from ferry.settings import IMPORT_BLOB_PATH, IMPORT_STORAGE, Settings
 from tests.helpers import app_functions
-from tests.infra.bicep import ROOT, Ref, Scope, body, template
+from tests.infra.bicep import ROOT, body, template
+from tests.infra.evaluate import Ref, Scope
 from tests.infra.test_settings_contract import app_settings, main_scope, the
 
 HOOK_PARAMS = {"systemTopicName": "evgt-ferry-import-x", "functionAppHostName": "func-ferry-x.azurewebsites.net",

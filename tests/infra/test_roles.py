@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.infra.bicep import GUID, Ref, Scope, Template, body, collect_strings, template
+from tests.infra.bicep import GUID, Template, body, collect_strings, template
+from tests.infra.evaluate import Ref, Scope
 from tests.infra.test_settings_contract import main_scope
 
 STORAGE = "Microsoft.Storage/storageAccounts"

@@ -19,7 +19,8 @@ import pytest
 from ferry.egress import EgressPolicy
 from ferry.settings import APP_STORAGE, CLAIMS_CONNECTION, CLI_ONLY, IMPORT_STORAGE, Settings, all_setting_names
 from tests.helpers import app_functions
-from tests.infra.bicep import AZURE_CLOUD, ROOT, Ref, Scope, parameters_file, template
+from tests.infra.bicep import ROOT, parameters_file, template
+from tests.infra.evaluate import AZURE_CLOUD, Ref, Scope
 
 #: Settings that name a storage account: set as the identity family X__*, never as X itself.
 CONNECTIONS = (APP_STORAGE, CLAIMS_CONNECTION, IMPORT_STORAGE)
