@@ -116,6 +116,17 @@ param claimsSweepSchedule string = '0 17 * * * *'
 @minValue(1)
 param claimsMaxAgeHours int = 48
 
+@description('NCRONTAB schedule (six fields) of the timer that starts due syncs (FERRY_SYNC_TICK).')
+param syncTick string = '0 */5 * * * *'
+
+@description('Attempts of one registry operation before it gives up (FERRY_RETRY_ATTEMPTS).')
+@minValue(1)
+param retryAttempts int = 5
+
+@description('Seconds one registry operation may retry for (FERRY_RETRY_SECONDS).')
+@minValue(1)
+param retrySeconds int = 120
+
 @description('Most artifacts one export may name (FERRY_MAX_ARTIFACTS).')
 @minValue(1)
 param maxArtifacts int = 10000
@@ -208,6 +219,10 @@ var appSettings = {
   FERRY_ALLOWED_HOSTS: join(allowedHosts, ',')
   FERRY_INSECURE_REGISTRIES: ''
   FERRY_MAX_ARTIFACTS: string(maxArtifacts)
+  FERRY_RETRY_ATTEMPTS: string(retryAttempts)
+  FERRY_RETRY_SECONDS: string(retrySeconds)
+  // Scheduled syncs: the timer that starts each sync whose own schedule is due.
+  FERRY_SYNC_TICK: syncTick
   // Transfer storage: pipelines use ManagedIdentity or SasToken (Key Vault); no connection strings.
   FERRY_STORAGE_CONNECTION_STRINGS: '[]'
   FERRY_KEYVAULT_CA_BUNDLE: ''

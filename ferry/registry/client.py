@@ -47,7 +47,7 @@ from ferry.registry.bodies import (
     read_prefix,
 )
 from ferry.registry.credentials import Credentials
-from ferry.registry.guard import GuardedTransport
+from ferry.registry.guard import SIGNED_REDIRECT, GuardedTransport, signed_redirect
 from ferry.registry.retry import RetryPolicy, parse_retry_after, with_retries
 from ferry.registry.upload import BlobUploads, UploadSessions
 
@@ -147,10 +147,12 @@ class RegistryClient(BlobUploads):
         self.close()
 
     # -- plumbing ---------------------------------------------------------------------------
-    def _send(self, request: httpx.Request) -> httpx.Response:
-        """Send ``request``; the response is streamed: read it with read_capped or read_prefix, or close it."""
+    def _send(self, request: httpx.Request, *, follow_redirects: bool = True) -> httpx.Response:
+        """Send ``request``; the response is streamed: read it with read_capped or read_prefix, or close it.
+        A request marked as a signed redirect (:func:`signed_redirect`) goes without credentials."""
+        no_auth = {"auth": None} if request.extensions.get(SIGNED_REDIRECT) else {}
         try:
-            return self._http.send(request, stream=True)
+            return self._http.send(request, stream=True, follow_redirects=follow_redirects, **no_auth)
         except httpx.TransportError as exc:
             raise TransientRegistryError(
                 f"cannot reach registry {self.registry}: {type(exc).__name__}: {redact(str(exc))}") from exc
@@ -354,7 +356,9 @@ class RegistryClient(BlobUploads):
 
         def open_response() -> httpx.Response:
             request = self._http.build_request("GET", f"/v2/{repository}/blobs/{descriptor.digest}")
-            response = self._send(request)
+            response = self._send(request, follow_redirects=False)
+            if response.is_redirect:  # registries serve blobs from their storage (a signed URL)
+                response = self._send(signed_redirect(response, what), follow_redirects=True)
             if response.status_code != 200:
                 raise self._error(response, what)
             return response
