@@ -177,14 +177,7 @@ class Settings:
 
     @property
     def claims_max_age_hours(self) -> float:
-        raw = self.get(CLAIMS_MAX_AGE_HOURS)
-        try:
-            value = float(raw) if raw else DEFAULT_CLAIMS_MAX_AGE_HOURS
-        except ValueError:
-            value = 0
-        if value <= 0:
-            raise UsageError(f"app setting {CLAIMS_MAX_AGE_HOURS} must be a positive number of hours, not {raw!r}")
-        return value
+        return self._positive(CLAIMS_MAX_AGE_HOURS, DEFAULT_CLAIMS_MAX_AGE_HOURS)
 
     @property
     def import_storage(self) -> StorageConnection:
@@ -225,28 +218,23 @@ class Settings:
 
     @property
     def max_artifacts(self) -> int:
-        raw = self.get(MAX_ARTIFACTS)
-        try:
-            value = int(raw) if raw else DEFAULT_MAX_ARTIFACTS
-        except ValueError:
-            value = 0
-        if value < 1:
-            raise UsageError(f"app setting {MAX_ARTIFACTS} must be a positive whole number, not {raw!r}")
-        return value
+        return int(self._positive(MAX_ARTIFACTS, DEFAULT_MAX_ARTIFACTS, whole=True))
 
-    def _positive(self, name: str, default: float) -> float:
+    def _positive(self, name: str, default: float, *, whole: bool = False) -> float:
+        """Setting ``name`` as a positive number (``whole``: an integer); UsageError naming it otherwise."""
         raw = self.get(name)
         try:
-            value = float(raw) if raw else default
+            value = (int(raw) if whole else float(raw)) if raw else default
         except ValueError:
             value = 0
         if value <= 0:
-            raise UsageError(f"app setting {name} must be a positive number, not {raw!r}")
+            kind = "whole number" if whole else "number"
+            raise UsageError(f"app setting {name} must be a positive {kind}, not {raw!r}")
         return value
 
     @property
     def retry_attempts(self) -> int:
-        return int(self._positive(RETRY_ATTEMPTS, 5))
+        return int(self._positive(RETRY_ATTEMPTS, 5, whole=True))
 
     @property
     def retry_seconds(self) -> float:
