@@ -53,6 +53,8 @@ def _check_egress(sync: SyncDefinition, policy: EgressPolicy) -> None:
     policy.check_host(endpoint_for(sync.target_registry), "properties.target.registryUri")
     for i, hook in enumerate(sync.webhooks):
         policy.check_url(hook.uri, f"properties.notifications.webhooks[{i}].uri")
+    if sync.event_grid is not None:
+        policy.check_url(sync.event_grid.endpoint, "properties.notifications.eventGrid.topicEndpoint", https=True)
 
 
 def _view(record: Record) -> dict[str, Any]:
@@ -69,7 +71,7 @@ async def _put(req: func.HttpRequest) -> func.HttpResponse:
         secrets["source"]["registry"] = sync.source_registry  # bound to the registry it was given for
     store = resource_store(current)
     existed = await off_loop(store.find, SYNCS, name) is not None
-    if secrets["source"] or any(secrets["webhooks"]):
+    if secrets["source"] or any(secrets["webhooks"]) or secrets["eventGrid"]:
         await off_loop(put_claim, secrets_claim(name), secrets)
     else:
         await off_loop(delete_claim, secrets_claim(name))

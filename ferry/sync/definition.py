@@ -10,7 +10,9 @@ path, as the pipelines' do)::
        "staging": {"repository": "staging/node"}?,
        "policies": [{"name": "no-red", "kind": "env", ...}]?,
        "promotion": {"uniqueTagFormat": "{tag}-{runId}"}?,
-       "notifications": {"webhooks": [{"uri": "https://...", "secret": "..."}]}?,
+       "notifications": {"webhooks": [{"uri": "https://...", "secret": "..."}],
+                         "eventGrid": {"topicEndpoint": "https://T.REGION.eventgrid.azure.net/api/events",
+                                       "key": "..."?}}?,
        "schedule": "0 */15 * * * *"?, "enabled": true?}}
 
 Changed content lands in ``staging`` (default: the target repository itself, untagged) and is gated
@@ -54,6 +56,15 @@ class Webhook:
 
 
 @dataclass(frozen=True)
+class EventGridTopic:
+    """An Event Grid topic (CloudEvents schema) events are published to; ``key`` is the topic's
+    access key, else the app's identity (EventGrid Data Sender) is used."""
+
+    endpoint: str
+    key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class SyncDefinition:
     name: str
     source_registry: str
@@ -65,6 +76,7 @@ class SyncDefinition:
     policies: tuple[Policy, ...] = ()
     unique_tag_format: str = DEFAULT_UNIQUE_TAG
     webhooks: tuple[Webhook, ...] = ()
+    event_grid: EventGridTopic | None = None
     schedule: str | None = None
     enabled: bool = True
     source_credentials: Credentials | None = field(default=None, repr=False)
@@ -119,6 +131,19 @@ def _webhooks(value: Any) -> tuple[Webhook, ...]:
     return tuple(hooks)
 
 
+def _event_grid(value: Any) -> EventGridTopic | None:
+    path = "properties.notifications.eventGrid"
+    raw = json_object(value, "properties.notifications", required=False).get("eventGrid")
+    if raw is None:
+        return None
+    topic = json_object(raw, path)
+    endpoint = string(topic.get("topicEndpoint"), f"{path}.topicEndpoint")
+    assert endpoint is not None
+    if not endpoint.startswith("https://"):
+        raise bad(f"{path}.topicEndpoint", "must be the topic's https endpoint (.../api/events)")
+    return EventGridTopic(endpoint, string(topic.get("key"), f"{path}.key", required=False))
+
+
 def parse_sync(name: str, body: Any) -> SyncDefinition:
     """A SyncDefinition from its JSON; UsageError naming the JSON path of a bad field."""
     validate_name(name)
@@ -145,6 +170,7 @@ def parse_sync(name: str, body: Any) -> SyncDefinition:
         unique_tag_format=_unique_format(json_object(props.get("promotion"), "properties.promotion",
                                                      required=False).get("uniqueTagFormat")),
         webhooks=_webhooks(props.get("notifications")),
+        event_grid=_event_grid(props.get("notifications")),
         schedule=schedule,
         enabled=enabled,
         source_credentials=parse_credentials(source.get("credentials"), "properties.source.credentials"),

@@ -6,7 +6,9 @@ An event (``ferry.image.promoted`` or ``ferry.image.rejected``) has ``subject`` 
 written for ACR's events can read it. It is POSTed as a structured CloudEvent
 (``application/cloudevents+json``); with a webhook ``secret`` the body is signed,
 ``X-Ferry-Signature: sha256=<hex HMAC-SHA256 of the body>``. Each delivery is tried 3 times within
-a bounded time; a webhook that still fails is reported, never fatal to the sync.
+a bounded time; a webhook that still fails is reported, never fatal to the sync. An Event Grid
+topic (CloudEvents schema) gets the same event through the ``azure-eventgrid`` SDK, with the topic
+key or the app's identity.
 
 May be imported by ``ferry/sync`` and the faces.
 """
@@ -28,7 +30,7 @@ import httpx
 from ferry.egress import EgressPolicy
 from ferry.errors import FerryError
 from ferry.redact import redact
-from ferry.sync.definition import SyncDefinition, Webhook
+from ferry.sync.definition import EventGridTopic, SyncDefinition, Webhook
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Ferry-Signature"
@@ -108,3 +110,34 @@ def _post(uri: str, body: bytes, headers: dict[str, str], egress: EgressPolicy |
             problem = type(exc).__name__
         time.sleep(min(0.5 * 2 ** attempt, 4.0))
     return f"{problem} after {ATTEMPTS} attempts"
+
+
+def publish(event: dict[str, Any], topic: EventGridTopic | None, *, egress: EgressPolicy | None = None) -> list[str]:
+    """Publish ``event`` to the Event Grid ``topic`` (none: nothing to do); the failures."""
+    if topic is None:
+        return []
+    from azure.core.credentials import AzureKeyCredential
+    from azure.core.messaging import CloudEvent
+    from azure.eventgrid import EventGridPublisherClient
+
+    from ferry.azure.budget import core_options
+    from ferry.azure.errors import translate_azure_errors
+
+    try:
+        if egress is not None:
+            egress.check_url(topic.endpoint, "Event Grid topic", https=True)
+        if topic.key:
+            credential: Any = AzureKeyCredential(topic.key)
+        else:
+            from azure.identity import DefaultAzureCredential
+
+            credential = DefaultAzureCredential()
+        cloud_event = CloudEvent(source=event["source"], type=event["type"], data=event["data"],
+                                 subject=event["subject"], id=event["id"])
+        with translate_azure_errors(f"Event Grid topic {topic.endpoint}"), \
+                EventGridPublisherClient(topic.endpoint, credential, **core_options()) as client:
+            client.send([cloud_event])
+    except FerryError as exc:
+        log.warning("event %s not published: %s", event["type"], redact(str(exc)))
+        return [redact(f"Event Grid topic {topic.endpoint}: {exc}")]
+    return []

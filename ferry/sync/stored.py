@@ -37,8 +37,11 @@ def split_secrets(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
     public = copy.deepcopy(body)
     props = public.get("properties") or {}
     secrets: dict[str, Any] = {"source": (props.get("source") or {}).pop("credentials", None), "webhooks": []}
-    for hook in (props.get("notifications") or {}).get("webhooks") or []:
+    notifications = props.get("notifications") or {}
+    for hook in notifications.get("webhooks") or []:
         secrets["webhooks"].append(hook.pop("secret", None) if isinstance(hook, dict) else None)
+    topic = notifications.get("eventGrid")
+    secrets["eventGrid"] = topic.pop("key", None) if isinstance(topic, dict) else None
     return public, secrets
 
 
@@ -50,10 +53,12 @@ def with_secrets(public: dict[str, Any], secrets: dict[str, Any] | None) -> dict
     props = body.get("properties") or {}
     if secrets.get("source"):
         props.setdefault("source", {})["credentials"] = secrets["source"]
-    hooks = (props.get("notifications") or {}).get("webhooks") or []
-    for hook, secret in zip(hooks, secrets.get("webhooks") or [], strict=False):
+    notifications = props.get("notifications") or {}
+    for hook, secret in zip(notifications.get("webhooks") or [], secrets.get("webhooks") or [], strict=False):
         if secret and isinstance(hook, dict):
             hook["secret"] = secret
+    if secrets.get("eventGrid") and isinstance(notifications.get("eventGrid"), dict):
+        notifications["eventGrid"]["key"] = secrets["eventGrid"]
     return body
 
 

@@ -22,6 +22,7 @@ import logging
 from collections import Counter
 from contextlib import ExitStack
 from datetime import UTC, datetime
+from typing import Any
 
 from ferry.azure.claims import MemoryClaimStore
 from ferry.errors import ConflictError, FerryError, UsageError
@@ -31,7 +32,7 @@ from ferry.jobs.spec import Artifacts, JobOptions, JobSpec, RegistryEndpoint
 from ferry.oci.descriptor import Descriptor
 from ferry.plan import CopyRequest
 from ferry.sync.definition import SyncDefinition
-from ferry.sync.notify import Candidate, deliver, image_event
+from ferry.sync.notify import Candidate, deliver, image_event, publish
 from ferry.sync.policies import PolicyGate, policies_hash
 from ferry.sync.state import SyncRun, SyncState, TagOutcome, TagState
 
@@ -104,8 +105,8 @@ def _gate_and_promote(sync: SyncDefinition, state: SyncState, env: JobEnvironmen
     [result] = outcome.report.artifacts
     if outcome.refused:
         state.set_tag(candidate.tag, TagState(candidate.digest, "rejected", policies, list(outcome.refused)))
-        problems = deliver(image_event(sync, candidate, promoted=False, run_id=run_id, unique_tag=None,
-                                       reasons=list(outcome.refused)), sync.webhooks, egress=env.egress)
+        problems = notify(sync, image_event(sync, candidate, promoted=False, run_id=run_id, unique_tag=None,
+                                            reasons=list(outcome.refused)), env)
         return TagOutcome(candidate.tag, candidate.digest, "rejected", [*outcome.refused, *problems],
                           bytes_moved=outcome.report.bytes_uploaded)
     if not result.ok:
@@ -113,11 +114,16 @@ def _gate_and_promote(sync: SyncDefinition, state: SyncState, env: JobEnvironmen
     unique = sync.unique_tag(candidate.tag, run_id)
     promoted = promote(sync, candidate.digest, candidate.tag, unique, env)
     state.set_tag(candidate.tag, TagState(candidate.digest, "promoted", policies, [], unique))
-    problems = deliver(image_event(sync, candidate, promoted=True, run_id=run_id, unique_tag=unique, reasons=[]),
-                       sync.webhooks, egress=env.egress)
+    problems = notify(sync, image_event(sync, candidate, promoted=True, run_id=run_id, unique_tag=unique,
+                                        reasons=[]), env)
     # Promotion works inside the target registry: every blob is there already (no byte crosses again).
     return TagOutcome(candidate.tag, candidate.digest, "promoted", problems, promoted,
                       bytes_moved=outcome.report.bytes_uploaded)
+
+
+def notify(sync: SyncDefinition, event: dict[str, Any], env: JobEnvironment) -> list[str]:
+    """Webhooks and the Event Grid topic; the failures (never fatal to the tick)."""
+    return [*deliver(event, sync.webhooks, egress=env.egress), *publish(event, sync.event_grid, egress=env.egress)]
 
 
 def _tag_in_target(sync: SyncDefinition, repository: str, reference: str, tag: str, env: JobEnvironment, *,

@@ -87,3 +87,17 @@ def test_a_webhook_off_the_allow_list_is_reported_not_contacted(monkeypatch):
                         unique_tag=None, reasons=["x"])
     [problem] = deliver(event, sync.webhooks, egress=EgressPolicy(["*.azurecr.io"]))
     assert "hooks.example.com" in problem and "FERRY_ALLOWED_HOSTS" in problem
+
+
+def test_an_event_grid_topic_is_https_and_its_key_is_kept_apart():
+    from ferry.sync.stored import split_secrets, with_secrets
+
+    topic = {"topicEndpoint": "https://t.westeurope-1.eventgrid.azure.net/api/events", "key": "TOPICKEY"}
+    data = body(notifications={"eventGrid": topic})
+    sync = parse_sync("node-base", data)
+    assert sync.event_grid is not None and sync.event_grid.key == "TOPICKEY" and "TOPICKEY" not in repr(sync)
+    public, secrets = split_secrets(data)
+    assert "TOPICKEY" not in json.dumps(public) and secrets["eventGrid"] == "TOPICKEY"
+    assert parse_sync("node-base", with_secrets(public, secrets)).event_grid == sync.event_grid
+    with pytest.raises(UsageError, match=r"^properties\.notifications\.eventGrid\.topicEndpoint"):
+        parse_sync("node-base", body(notifications={"eventGrid": {"topicEndpoint": "http://t/api/events"}}))
