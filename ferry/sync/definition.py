@@ -6,7 +6,8 @@ path, as the pipelines' do)::
     {"properties": {
        "source": {"registryUri": "docker.io", "repository": "library/node", "credentials": {...}?},
        "tags": {"include": ["15-alpine"], "semver": ">=15 <16", "exclude": [".*-rc.*"], "latest": 3}?,
-       "target": {"registryUri": "myreg.azurecr.io", "repository": "base/node"},
+       "target": {"registryUri": "myreg.azurecr.io", "repository": "base/node"}
+               | {"archive": {"uri": CONTAINER_URL, "storageAccessMode": ..., "keyVaultUri"?}},
        "staging": {"repository": "staging/node"}?,
        "policies": [{"name": "no-red", "kind": "env", ...}]?,
        "promotion": {"uniqueTagFormat": "{tag}-{runId}"}?,
@@ -42,6 +43,7 @@ from ferry.transfer.fields import (
     string,
     validate_name,
 )
+from ferry.transfer.models import StorageLocation
 
 DEFAULT_UNIQUE_TAG = "{tag}-{runId}"
 _NCRONTAB = re.compile(r"\S+( \S+){5}")
@@ -77,6 +79,9 @@ class SyncDefinition:
     unique_tag_format: str = DEFAULT_UNIQUE_TAG
     webhooks: tuple[Webhook, ...] = ()
     event_grid: EventGridTopic | None = None
+    #: A scheduled incremental transfer: changed tags are exported to an archive in this container
+    #: (``<sync>-<runId>.tar``), leaving out the blobs the previous tick's archive carried.
+    archive: StorageLocation | None = None
     schedule: str | None = None
     enabled: bool = True
     source_credentials: Credentials | None = field(default=None, repr=False)
@@ -157,12 +162,16 @@ def parse_sync(name: str, body: Any) -> SyncDefinition:
     enabled = props.get("enabled", True)
     if not isinstance(enabled, bool):
         raise bad("properties.enabled", "must be true or false")
+    source_repository = _repository(source.get("repository"), "properties.source.repository")
+    archive = StorageLocation.parse(target["archive"], "properties.target.archive") if "archive" in target else None
     return SyncDefinition(
         name=name,
         source_registry=registry_host(source.get("registryUri"), "properties.source.registryUri"),
-        source_repository=_repository(source.get("repository"), "properties.source.repository"),
-        target_registry=registry_host(target.get("registryUri"), "properties.target.registryUri"),
-        target_repository=_repository(target.get("repository"), "properties.target.repository"),
+        source_repository=source_repository,
+        target_registry="" if archive else registry_host(target.get("registryUri"), "properties.target.registryUri"),
+        target_repository=source_repository if archive else _repository(target.get("repository"),
+                                                                        "properties.target.repository"),
+        archive=archive,
         tags=TagFilter.from_json(props.get("tags") or {}, "properties.tags"),
         staging_repository=(_repository(staging["repository"], "properties.staging.repository")
                             if staging.get("repository") is not None else None),

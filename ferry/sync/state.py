@@ -69,6 +69,12 @@ class SyncState(Protocol):
 
     def runs(self) -> list[dict[str, Any]]: ...
 
+    def last_archive(self) -> str | None:
+        """The archive the last incremental transfer wrote (the next one's baseline)."""
+        ...
+
+    def set_last_archive(self, url: str) -> None: ...
+
 
 class FileSyncState:
     """A sync's state in one JSON file, written whole under a temporary name and renamed."""
@@ -81,6 +87,7 @@ class FileSyncState:
             raise UsageError(f"sync state {self.path} is not readable JSON: {exc}") from exc
         self._tags: dict[str, Any] = dict(data.get("tags") or {})
         self._runs: list[dict[str, Any]] = list(data.get("runs") or [])
+        self._archive: str | None = data.get("lastArchive")
 
     def tag(self, tag: str) -> TagState | None:
         found = self._tags.get(tag)
@@ -97,8 +104,16 @@ class FileSyncState:
     def runs(self) -> list[dict[str, Any]]:
         return list(self._runs)
 
+    def last_archive(self) -> str | None:
+        return self._archive
+
+    def set_last_archive(self, url: str) -> None:
+        self._archive = url
+        self._save()
+
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_name(self.path.name + ".partial")
-        temporary.write_text(json.dumps({"tags": self._tags, "runs": self._runs}, indent=1))
+        temporary.write_text(json.dumps({"tags": self._tags, "runs": self._runs, "lastArchive": self._archive},
+                                        indent=1))
         os.replace(temporary, self.path)

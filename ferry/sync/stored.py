@@ -86,6 +86,14 @@ class TableSyncState:
     def runs(self) -> list[dict[str, Any]]:
         return list(self._body["runs"])
 
+    def last_archive(self) -> str | None:
+        found = self._body.get("lastArchive")
+        return str(found) if found else None
+
+    def set_last_archive(self, url: str) -> None:
+        self._body["lastArchive"] = url
+        self._save()
+
     def _save(self) -> None:
         self.store.put(STATE, Record(self.name, self._body))
 

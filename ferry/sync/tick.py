@@ -32,6 +32,7 @@ from ferry.jobs.spec import Artifacts, JobOptions, JobSpec, RegistryEndpoint
 from ferry.oci.descriptor import Descriptor
 from ferry.plan import CopyRequest
 from ferry.sync.definition import SyncDefinition
+from ferry.sync.incremental import export_changed
 from ferry.sync.notify import Candidate, deliver, image_event, publish
 from ferry.sync.policies import PolicyGate, policies_hash
 from ferry.sync.state import SyncRun, SyncState, TagOutcome, TagState
@@ -72,6 +73,9 @@ def run_sync(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run
             head = client.head_manifest(sync.source_repository, tag)
             requests["HEAD"] += 1
             record.tags.append(_one_tag(sync, state, env, source, tag, head, policies, run_id, dry_run))
+        pending = [t for t in record.tags if t.status == "pending"]
+        if pending:  # an archive target: the changed tags go out together, in one incremental archive
+            export_changed(sync, state, env, source, pending, policies, run_id)
     record.requests = dict(requests)
     record.finished = _now()
     state.add_run(record)
@@ -88,6 +92,8 @@ def _one_tag(sync: SyncDefinition, state: SyncState, env: JobEnvironment, source
     if dry_run:
         return TagOutcome(tag, head.digest, "would-sync", [f"{previous.digest if previous else 'nothing'} -> "
                                                            f"{head.digest}"])
+    if sync.archive is not None:
+        return TagOutcome(tag, head.digest, "pending")
     candidate = Candidate(tag, head.digest, head.media_type, head.size)
     try:
         return _gate_and_promote(sync, state, env, source, candidate, policies, run_id)
