@@ -37,6 +37,7 @@ from ferry.jobs.endpoints import JobEnvironment
 from ferry.reference import endpoint_for
 from ferry.settings import SYNC_TICK
 from ferry.sync.definition import SyncDefinition, parse_sync
+from ferry.sync.policies import ExternalPolicy
 from ferry.sync.stored import STATE, SYNCS, TableSyncState, is_due, last_started, secrets_claim, split_secrets
 from ferry.sync.tick import rollback
 from ferry.transfer.models import arm_resource
@@ -55,6 +56,9 @@ def _check_egress(sync: SyncDefinition, policy: EgressPolicy) -> None:
         policy.check_url(hook.uri, f"properties.notifications.webhooks[{i}].uri")
     if sync.event_grid is not None:
         policy.check_url(sync.event_grid.endpoint, "properties.notifications.eventGrid.topicEndpoint", https=True)
+    for i, rule in enumerate(sync.policies):
+        if isinstance(rule, ExternalPolicy):
+            policy.check_url(rule.url, f"properties.policies[{i}].url")
 
 
 def _view(record: Record) -> dict[str, Any]:

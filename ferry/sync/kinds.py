@@ -368,7 +368,7 @@ class RegoPolicy(Policy):
 @dataclass(frozen=True)
 class ExternalPolicy(Policy):
     kind: ClassVar[str] = "external"
-    local: ClassVar[bool] = False
+    local: ClassVar[bool] = True  # the verdict comes back in the answer (callbacks are not supported yet)
     url: str = ""
     timeout_seconds: int = 600
 
@@ -389,5 +389,7 @@ class ExternalPolicy(Policy):
         return {"url": self.url, "timeoutSeconds": self.timeout_seconds}
 
     def check(self, document: dict[str, Any]) -> list[str]:
-        return [f"an external validator ({self.url}) is evaluated by the sync orchestration, not by this "
-                "gate; run the candidate through a sync to have it judged"]
+        from ferry.sync.validator import ask
+
+        reason = ask(self.url, document, self.timeout_seconds)
+        return [] if reason is None else [reason]

@@ -97,6 +97,7 @@ def test_the_timer_starts_due_syncs_once_as_singletons(app, registry, registry_b
     ({"notifications": {"webhooks": [{"uri": "https://evil.example.com/hook"}]}},
      "properties.notifications.webhooks[0].uri"),
     ({"schedule": "bogus"}, "properties.schedule"),
+    ({"policies": [{"kind": "external", "url": "http://10.0.0.1/validate"}]}, "properties.policies[0].url"),
 ])
 def test_a_hostile_or_bad_sync_is_400_naming_the_field(app, registry, registry_b, body_change, field):
     body = definition(registry, registry_b, "appsync3")

@@ -128,12 +128,10 @@ def test_a_required_referrer_must_travel_with_it(app: dict[str, Any]) -> None:
         "(were they left behind?)"]
 
 
-def test_an_external_validator_is_refused_here_with_a_clear_reason(app: dict[str, Any]) -> None:
-    policy = from_json([{"kind": "external", "url": "https://validator.example/check"}])[0]
-    assert not policy.local
-    assert reasons({"kind": "external", "url": "https://validator.example/check"}, app) == [
-        "policy external: an external validator (https://validator.example/check) is evaluated by the sync "
-        "orchestration, not by this gate; run the candidate through a sync to have it judged"]
+def test_an_external_validator_parses_with_its_timeout() -> None:
+    policy = from_json([{"kind": "external", "url": "https://validator.example/check", "timeoutSeconds": 30}])[0]
+    assert policy.local and policy.to_json() == {"kind": "external", "id": "external",
+                                                 "url": "https://validator.example/check", "timeoutSeconds": 30}
 
 
 def test_a_policy_that_breaks_refuses(app: dict[str, Any]) -> None:

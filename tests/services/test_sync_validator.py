@@ -1,0 +1,94 @@
+"""The external validator: Ferry POSTs the candidate, the verdict comes back in the answer. Approve,
+reject (with the validator's reason), and every way of giving no verdict (an error, silence past
+the timeout, an answer that is not one) refuse, saying why."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+
+import pytest
+
+from ferry.sync.policies import from_json
+from tests.harness import content as c
+from tests.harness._http import LoopbackServer, QuietHandler
+from tests.helpers import run_ferry
+
+
+class Validator:
+    """Answers with ``answer`` (a callable of the request JSON) after ``delay`` seconds."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.answer = lambda request: (200, {"verdict": "approve"})
+        self.delay = 0.0
+        self.lock = threading.Lock()
+        self.server = LoopbackServer(_Handler, self)
+
+
+class _Handler(QuietHandler):
+    def do_POST(self) -> None:
+        owner: Validator = self.server.owner  # type: ignore[attr-defined]
+        request = json.loads(self.read_body())
+        with owner.lock:
+            owner.requests.append(request)
+        time.sleep(owner.delay)
+        status, body = owner.answer(request)
+        with contextlib.suppress(OSError):  # the client may have given up waiting
+            self.reply(status, body if isinstance(body, bytes) else json.dumps(body).encode(),
+                       content_type="application/json")
+
+
+@pytest.fixture
+def validator():
+    found = Validator()
+    yield found
+    found.server.stop()
+
+
+def check(validator: Validator, timeout: int = 5) -> list[str]:
+    [policy] = from_json([{"kind": "external", "url": validator.server.url, "timeoutSeconds": timeout}])
+    return policy.check({"digest": "sha256:" + "d" * 64, "source": {"repository": "up/app"}, "target": {}})
+
+
+@pytest.mark.parametrize(("answer", "delay", "timeout", "expected"), [
+    ((200, {"verdict": "approve"}), 0, 5, None),
+    ((200, {"verdict": "reject", "reason": "BACKGROUND_COLOR is RED"}), 0, 5, "rejected it: BACKGROUND_COLOR is RED"),
+    ((500, {"error": "boom"}), 0, 5, "answered 500"),
+    ((200, {"ok": True}), 0, 5, "gave no verdict"),
+    ((200, b"<html>not json</html>"), 0, 5, "gave no verdict"),
+    ((200, {"verdict": "approve"}), 2.5, 1, "no verdict within 1 s"),
+])
+def test_verdicts(validator, answer, delay, timeout, expected):
+    validator.answer, validator.delay = (lambda request: answer), delay
+    reasons = check(validator, timeout)
+    if expected is None:
+        assert reasons == []
+    else:
+        [reason] = reasons
+        assert expected in reason and "<html>" not in reason
+    assert validator.requests[0]["digest"] == "sha256:" + "d" * 64 and "document" in validator.requests[0]
+
+
+def test_a_sync_tick_asks_the_validator_and_keeps_the_last_good_image(registry, registry_b, validator, tmp_path,
+                                                                       capsys):
+    validator.answer = lambda request: ((200, {"verdict": "reject", "reason": "red is not allowed"})
+                                        if request["document"]["configs"][0]["env"].get("BACKGROUND_COLOR") == "Red"
+                                        else (200, {"verdict": "approve"}))
+    sync_file = tmp_path / "ext.json"
+    sync_file.write_text(json.dumps({"name": "ext-sync", "properties": {
+        "source": {"registryUri": registry.host, "repository": "ext/app"},
+        "target": {"registryUri": registry_b.host, "repository": "ext/app"},
+        "policies": [{"kind": "external", "url": validator.server.url, "timeoutSeconds": 10}]}}))
+    results = {}
+    for color, run in (("Green", "r1"), ("Red", "r2")):
+        c.push(registry.url, "ext/app", c.oci_image([c.random_layer(4_000, 55)], env=[f"BACKGROUND_COLOR={color}"]),
+               tag="v1")
+        result = run_ferry(capsys, "sync", str(sync_file), "--once", "--run-id", run, "--json")
+        assert result.code == 0, result.err
+        results[color] = result.json()["tags"][0]
+    assert results["Green"]["status"] == "promoted"
+    assert results["Red"]["status"] == "rejected" and "red is not allowed" in " ".join(results["Red"]["reasons"])
+    assert c.list_tags(registry_b.url, "ext/app") == ["v1", "v1-r1"]  # still Green; no tag for r2
