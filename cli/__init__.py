@@ -6,27 +6,38 @@ Exit codes: 0 success, 1 some artifacts failed, 2 bad usage,
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 
-from cli import archive_commands, copy_command, run_command, storage_commands, sync_command, tags_command
 from ferry import __version__
 from ferry.errors import FerryError
 from ferry.redact import RedactingFilter, redact
 
+#: The module that registers each command. A run imports only the module of the command it names,
+#: so ``ferry copy`` does not pay for the sync, Rego and signature code at start-up.
+COMMAND_MODULES: dict[str, str] = {
+    "copy": "copy_command", "export": "archive_commands", "import": "archive_commands",
+    "inspect": "archive_commands", "copy-blob": "storage_commands", "run": "run_command",
+    "tags": "tags_command", "sync": "sync_command",
+}
 
-def build_parser() -> argparse.ArgumentParser:
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser for ``command`` alone when it is a known command, otherwise for every command."""
     parser = argparse.ArgumentParser(prog="ferry", description="Move container images and OCI artifacts.")
     parser.add_argument("--version", action="version", version=f"ferry {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv for HTTP)")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    copy_command.add_parser(subparsers)
-    archive_commands.add_parsers(subparsers)
-    storage_commands.add_parser(subparsers)
-    run_command.add_parser(subparsers)
-    tags_command.add_parser(subparsers)
-    sync_command.add_parser(subparsers)
+    wanted = [COMMAND_MODULES[command]] if command in COMMAND_MODULES else list(COMMAND_MODULES.values())
+    for module_name in dict.fromkeys(wanted):
+        importlib.import_module(f"cli.{module_name}").add_parser(subparsers)
     return parser
+
+
+def named_command(argv: list[str]) -> str | None:
+    """The first word that is not an option: the command, since the top-level options take no value."""
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 def configure_logging(verbosity: int) -> None:
@@ -39,8 +50,8 @@ def configure_logging(verbosity: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    args = build_parser(named_command(words)).parse_args(words)
     configure_logging(args.verbose)
     try:
         return int(args.handler(args))

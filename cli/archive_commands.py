@@ -27,7 +27,7 @@ from ferry.plan import CopyOptions
 from ferry.transports.archive import ArchiveSource
 
 
-def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
     export = subparsers.add_parser(
         "export", help="export images and artifacts from a registry into one archive (file or blob)",
         description="Write REFs (HOST/repo, HOST/repo:tag, HOST/repo:GLOB or HOST/repo@digest, one registry) "
