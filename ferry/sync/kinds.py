@@ -10,6 +10,7 @@ May be imported by ``ferry/sync``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -45,7 +46,9 @@ class Reader:
             raise bad(self.at(key), "required: a non-empty string" if value is None else "must be a non-empty string")
         return value
 
-    def texts(self, key: str, *, required: bool = False) -> tuple[str, ...]:
+    def texts(self, key: str, *, required: bool = False, valid: Callable[[str], object] | None = None,
+              expected: str = "") -> tuple[str, ...]:
+        """A list of non-empty strings; with ``valid``, each must pass it or is refused as not ``expected``."""
         value = self.take(key)
         if value is None and not required:
             return ()
@@ -55,6 +58,8 @@ class Reader:
         for i, item in enumerate(value):
             if not isinstance(item, str) or not item:
                 raise bad(f"{self.at(key)}[{i}]", "must be a non-empty string")
+            if valid is not None and not valid(item):
+                raise bad(f"{self.at(key)}[{i}]", f"{item!r} is not {expected}")
         return tuple(value)
 
     def flag(self, key: str) -> bool | None:
@@ -166,10 +171,8 @@ class PlatformsPolicy(Policy):
 
     @classmethod
     def parse(cls, reader: Reader, policy_id: str | None) -> Policy:
-        require = reader.texts("require", required=True)
-        for i, platform in enumerate(require):
-            if not _PLATFORM_RE.fullmatch(platform):
-                raise bad(f"{reader.at('require')}[{i}]", f"{platform!r} is not os/architecture[/variant]")
+        require = reader.texts("require", required=True, valid=_PLATFORM_RE.fullmatch,
+                               expected="os/architecture[/variant]")
         return cls(policy_id or "platforms", require)
 
     def fields(self) -> dict[str, Any]:
@@ -275,10 +278,8 @@ class DeniedLayersPolicy(Policy):
 
     @classmethod
     def parse(cls, reader: Reader, policy_id: str | None) -> Policy:
-        digests = reader.texts("digests", required=True)
-        for i, digest in enumerate(digests):
-            if not is_valid_digest(digest):
-                raise bad(f"{reader.at('digests')}[{i}]", f"{digest!r} is not a digest (sha256:<64 hex>)")
+        digests = reader.texts("digests", required=True, valid=is_valid_digest,
+                               expected="a digest (sha256:<64 hex>)")
         return cls(policy_id or "denied-layers", digests)
 
     def fields(self) -> dict[str, Any]:
