@@ -34,10 +34,8 @@ from api.runs import run_state
 from ferry.egress import EgressPolicy
 from ferry.errors import ConflictError, UsageError
 from ferry.jobs.endpoints import JobEnvironment
-from ferry.reference import endpoint_for
 from ferry.settings import SYNC_TICK
-from ferry.sync.definition import SyncDefinition, parse_sync
-from ferry.sync.policies import ExternalPolicy
+from ferry.sync.definition import parse_sync
 from ferry.sync.stored import STATE, SYNCS, TableSyncState, is_due, last_started, secrets_claim, split_secrets
 from ferry.sync.tick import rollback
 from ferry.transfer.models import arm_resource
@@ -49,18 +47,6 @@ log = logging.getLogger("ferry.syncs")
 SYNC_ORCHESTRATOR = "sync_run"
 
 
-def _check_egress(sync: SyncDefinition, policy: EgressPolicy) -> None:
-    policy.check_host(endpoint_for(sync.source_registry), "properties.source.registryUri")
-    policy.check_host(endpoint_for(sync.target_registry), "properties.target.registryUri")
-    for i, hook in enumerate(sync.webhooks):
-        policy.check_url(hook.uri, f"properties.notifications.webhooks[{i}].uri")
-    if sync.event_grid is not None:
-        policy.check_url(sync.event_grid.endpoint, "properties.notifications.eventGrid.topicEndpoint", https=True)
-    for i, rule in enumerate(sync.policies):
-        if isinstance(rule, ExternalPolicy):
-            policy.check_url(rule.url, f"properties.policies[{i}].url")
-
-
 def _view(record: Record) -> dict[str, Any]:
     properties = {**(record.body.get("properties") or {}), "provisioningState": "Succeeded"}
     return arm_resource(SYNCS, record.name, properties)
@@ -69,7 +55,7 @@ def _view(record: Record) -> dict[str, Any]:
 async def _put(req: func.HttpRequest) -> func.HttpResponse:
     name, body, current = route_name(req), request_body(req), settings()
     sync = parse_sync(name, body)
-    _check_egress(sync, EgressPolicy.from_settings(current))
+    sync.check_egress(EgressPolicy.from_settings(current))
     public, secrets = split_secrets(body if isinstance(body, dict) else {})
     if secrets["source"] and isinstance(secrets["source"], dict):
         secrets["source"]["registry"] = sync.source_registry  # bound to the registry it was given for

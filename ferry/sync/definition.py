@@ -29,9 +29,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ferry.reference import is_valid_repository
+from ferry.egress import EgressPolicy
+from ferry.reference import endpoint_for, is_valid_repository
 from ferry.sync.filters import TagFilter
-from ferry.sync.policies import Policy
+from ferry.sync.policies import ExternalPolicy, Policy
 from ferry.sync.policies import from_json as policies_from_json
 from ferry.transfer.fields import (
     Credentials,
@@ -100,6 +101,19 @@ class SyncDefinition:
     def landing_repository(self) -> str:
         """Where changed content is copied and gated before promotion."""
         return self.staging_repository or self.target_repository
+
+    def check_egress(self, policy: EgressPolicy) -> None:
+        """Refuse (EgressDeniedError naming the field) any host this sync would contact that ``policy``
+        does not allow: both registries, webhooks, the Event Grid topic and external validators."""
+        policy.check_host(endpoint_for(self.source_registry), "properties.source.registryUri")
+        policy.check_host(endpoint_for(self.target_registry), "properties.target.registryUri")
+        for i, hook in enumerate(self.webhooks):
+            policy.check_url(hook.uri, f"properties.notifications.webhooks[{i}].uri")
+        if self.event_grid is not None:
+            policy.check_url(self.event_grid.endpoint, "properties.notifications.eventGrid.topicEndpoint", https=True)
+        for i, rule in enumerate(self.policies):
+            if isinstance(rule, ExternalPolicy):
+                policy.check_url(rule.url, f"properties.policies[{i}].url")
 
 
 def _repository(value: Any, path: str) -> str:

@@ -59,7 +59,12 @@ def target_endpoint(sync: SyncDefinition) -> RegistryEndpoint:
 
 def run_sync(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run_id: str,
              dry_run: bool = False) -> SyncRun:
-    """One tick; every selected tag gets an outcome, and the run is recorded in ``state``."""
+    """One tick; every selected tag gets an outcome, and the run is recorded in ``state``.
+
+    With an allow-list in ``env.egress``, every host the sync names is checked before the first
+    connection (the definition may predate a narrower FERRY_ALLOWED_HOSTS)."""
+    if env.egress is not None:
+        sync.check_egress(env.egress)
     record = SyncRun(run_id, started=_now(), dry_run=dry_run)
     env = dataclasses.replace(env, claims=MemoryClaimStore())  # the tick's credentials stay in memory
     requests: Counter[str] = Counter()

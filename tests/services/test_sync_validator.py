@@ -8,13 +8,20 @@ import contextlib
 import json
 import threading
 import time
+from urllib.parse import urlsplit
 
 import pytest
 
+from ferry.egress import EgressDeniedError, EgressPolicy
+from ferry.jobs.endpoints import JobEnvironment
+from ferry.sync.definition import parse_sync
 from ferry.sync.policies import from_json
+from ferry.sync.state import FileSyncState
+from ferry.sync.tick import run_sync
 from tests.harness import content as c
 from tests.harness._http import LoopbackServer, QuietHandler
 from tests.helpers import run_ferry
+from tests.netguard import forbid_network
 
 
 class Validator:
@@ -92,3 +99,22 @@ def test_a_sync_tick_asks_the_validator_and_keeps_the_last_good_image(registry, 
     assert results["Green"]["status"] == "promoted"
     assert results["Red"]["status"] == "rejected" and "red is not allowed" in " ".join(results["Red"]["reasons"])
     assert c.list_tags(registry_b.url, "ext/app") == ["v1", "v1-r1"]  # still Green; no tag for r2
+
+
+def test_a_tick_refuses_a_validator_off_the_allow_list_before_any_connection(registry, registry_b, validator, tmp_path,
+                                                                             monkeypatch):
+    """A sync stored while the allow-list was wider: the tick checks every host it names up front."""
+    sync = parse_sync("ext-hostile", {"properties": {
+        "source": {"registryUri": registry.host, "repository": "ext/app"},
+        "target": {"registryUri": registry_b.host, "repository": "ext/app"},
+        "policies": [{"kind": "external", "id": "local", "url": validator.server.url, "timeoutSeconds": 5},
+                     {"kind": "external", "id": "metadata", "url": "http://169.254.169.254/latest/meta-data/",
+                      "timeoutSeconds": 5}]}})
+    allowed = [registry.host, registry_b.host, urlsplit(validator.server.url).netloc]  # all but the metadata host
+    env = JobEnvironment(egress=EgressPolicy(allowed))
+    forbid_network(monkeypatch, "sync tick", "opened before the egress check")
+    with pytest.raises(EgressDeniedError) as refused:
+        run_sync(sync, FileSyncState(tmp_path / "state.json"), env, run_id="r1")
+    assert "properties.policies[1].url" in str(refused.value) and "169.254.169.254" in str(refused.value)
+    assert validator.requests == []
+    assert not (tmp_path / "state.json").exists()  # nothing recorded as if the tick had run
