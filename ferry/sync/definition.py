@@ -104,9 +104,13 @@ class SyncDefinition:
 
     def check_egress(self, policy: EgressPolicy) -> None:
         """Refuse (EgressDeniedError naming the field) any host this sync would contact that ``policy``
-        does not allow: both registries, webhooks, the Event Grid topic and external validators."""
+        does not allow: the source, the target (registry, or archive container and Key Vault), webhooks,
+        the Event Grid topic and external validators."""
         policy.check_host(endpoint_for(self.source_registry), "properties.source.registryUri")
-        policy.check_host(endpoint_for(self.target_registry), "properties.target.registryUri")
+        if self.archive is not None:
+            self.archive.check_egress(policy, "properties.target.archive")
+        else:
+            policy.check_host(endpoint_for(self.target_registry), "properties.target.registryUri")
         for i, hook in enumerate(self.webhooks):
             policy.check_url(hook.uri, f"properties.notifications.webhooks[{i}].uri")
         if self.event_grid is not None:

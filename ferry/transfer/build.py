@@ -55,9 +55,7 @@ def check_pipeline_egress(pipeline: ExportPipeline | ImportPipeline, policy: Egr
     assert isinstance(storage, StorageLocation) and isinstance(registry, PipelineRegistry)
     registry_path = "properties.source.registryUri" if export else "properties.target.registryUri"
     policy.check_host(endpoint_for(registry.registry_uri), registry_path)
-    policy.check_url(storage.uri, f"{storage_path}.uri", https=storage.storage_access_mode == "ManagedIdentity")
-    if storage.key_vault_uri:
-        policy.check_url(storage.key_vault_uri, f"{storage_path}.keyVaultUri", https=True)
+    storage.check_egress(policy, storage_path)
 
 
 def export_job(pipeline: ExportPipeline, run: PipelineRun, settings: Settings) -> JobSpec:

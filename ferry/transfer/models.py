@@ -32,6 +32,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ferry.egress import EgressPolicy
 from ferry.errors import InvalidReferenceError
 from ferry.reference import ArtifactSpec, is_valid_digest, is_valid_repository
 from ferry.transfer.fields import (
@@ -93,6 +94,13 @@ class StorageLocation:
         mode = choice(raw.get("storageAccessMode"), f"{path}.storageAccessMode", ACCESS_MODES, "SasToken")
         kv = key_vault_uri(raw.get("keyVaultUri"), f"{path}.keyVaultUri", required=mode == "SasToken")
         return cls(uri=uri, key_vault_uri=kv, storage_access_mode=mode, type=type_)
+
+    def check_egress(self, policy: EgressPolicy, path: str) -> None:
+        """Refuse the container or Key Vault host off ``policy`` (a managed-identity token needs https),
+        naming ``path``'s field."""
+        policy.check_url(self.uri, f"{path}.uri", https=self.storage_access_mode == "ManagedIdentity")
+        if self.key_vault_uri:
+            policy.check_url(self.key_vault_uri, f"{path}.keyVaultUri", https=True)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"type": self.type, "uri": self.uri, "storageAccessMode": self.storage_access_mode}

@@ -98,12 +98,27 @@ def test_the_timer_starts_due_syncs_once_as_singletons(app, registry, registry_b
      "properties.notifications.webhooks[0].uri"),
     ({"schedule": "bogus"}, "properties.schedule"),
     ({"policies": [{"kind": "external", "url": "http://10.0.0.1/validate"}]}, "properties.policies[0].url"),
+    ({"target": {"archive": {"uri": "https://evil.example.com/c", "storageAccessMode": "ManagedIdentity"}}},
+     "properties.target.archive.uri"),
+    ({"target": {"archive": {"uri": "https://127.0.0.1:10000/acct1/c", "storageAccessMode": "SasToken",
+                             "keyVaultUri": "https://evil.vault.azure.net/secrets/sas"}}},
+     "properties.target.archive.keyVaultUri"),
 ])
 def test_a_hostile_or_bad_sync_is_400_naming_the_field(app, registry, registry_b, body_change, field):
     body = definition(registry, registry_b, "appsync3")
     body["properties"].update(body_change)
     resp = call("sync_put", "PUT", "syncs/appsync3", body, params={"name": "appsync3"})
     assert resp.status_code == 400 and field in json.loads(resp.get_body())["error"]["message"]
+
+
+def test_an_archive_target_on_the_allow_list_is_accepted(app, registry, registry_b):
+    """An incremental-transfer sync names no target registry: only its container (and vault) are checked."""
+    body = definition(registry, registry_b, "appsync4")
+    body["properties"]["target"] = {"archive": {"uri": "https://127.0.0.1:10000/acct1/outbox",
+                                                "storageAccessMode": "ManagedIdentity"}}
+    resp = call("sync_put", "PUT", "syncs/appsync4", body, params={"name": "appsync4"})
+    assert resp.status_code in (200, 201), resp.get_body()
+    assert call("sync_delete", "DELETE", "syncs/appsync4", params={"name": "appsync4"}).status_code == 200
 
 
 def test_a_schedule_is_due_once_per_firing():
