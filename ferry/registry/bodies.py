@@ -163,6 +163,11 @@ _ERROR_CODE_RE = re.compile(r"[A-Z][A-Z0-9_]{0,63}")
 _UNSAFE_RE = re.compile(r"[^A-Za-z0-9 .,:;/@_()'+=-]")
 
 
+def safe_text(text: str, limit: int = 100) -> str:
+    """A remote host's free text made fit to show: printable ASCII only, at most ``limit`` characters."""
+    return _UNSAFE_RE.sub("?", text)[:limit].strip()
+
+
 def error_detail(body: bytes, cut: bool) -> str:
     """What of a registry's error body may be shown: its Distribution error codes, each with a
     sanitised message (printable ASCII, at most 100 characters). Anything else a remote host sends
@@ -180,6 +185,6 @@ def error_detail(body: bytes, cut: bool) -> str:
         if not isinstance(code, str) or not _ERROR_CODE_RE.fullmatch(code):
             continue
         message = error.get("message")
-        text = _UNSAFE_RE.sub("?", message)[:100].strip() if isinstance(message, str) else ""
+        text = safe_text(message) if isinstance(message, str) else ""
         shown.append(f"{code}: {text}" if text else code)
     return "; ".join(shown)

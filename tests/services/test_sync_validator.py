@@ -79,6 +79,25 @@ def test_verdicts(validator, answer, delay, timeout, expected):
     assert validator.requests[0]["digest"] == "sha256:" + "d" * 64 and "document" in validator.requests[0]
 
 
+def test_a_huge_answer_is_cut_and_refused(validator):
+    validator.answer = lambda request: (200, b'{"verdict": "approve", "pad": "' + b"x" * 200_000 + b'"}')
+    [reason] = check(validator)
+    assert "more than 64 KiB" in reason
+
+
+def test_secrets_in_the_url_or_the_answer_never_reach_the_reason(validator):
+    said = "bad\x1b[31m https://a.blob.core.windows.net/c?sv=1&sig=TOPSECRETSIG password=hunter2"
+    validator.answer = lambda request: (200, {"verdict": "reject", "reason": said})
+    [policy] = from_json([{"kind": "external", "url": validator.server.url + "/check?code=FUNCTIONKEY123",
+                           "timeoutSeconds": 5}])
+    [rejected] = policy.check({"digest": "sha256:" + "d" * 64})
+    assert "TOPSECRETSIG" not in rejected and "hunter2" not in rejected and "\x1b" not in rejected
+    assert rejected.startswith("the validator rejected it: bad")
+    validator.answer = lambda request: (503, {"error": "down"})
+    [unreachable] = policy.check({"digest": "sha256:" + "d" * 64})
+    assert "FUNCTIONKEY123" not in unreachable and "answered 503" in unreachable
+
+
 def test_a_sync_tick_asks_the_validator_and_keeps_the_last_good_image(registry, registry_b, validator, tmp_path,
                                                                        capsys):
     validator.answer = lambda request: ((200, {"verdict": "reject", "reason": "red is not allowed"})
