@@ -1,6 +1,7 @@
 """The claims sweep: a timer trigger deleting secrets and plans that outlived their runs.
 
-Runs on ``%FERRY_CLAIMS_SWEEP_SCHEDULE%`` (NCRONTAB; hourly by default). Claims written more than
+Runs on ``%FERRY_CLAIMS_SWEEP_SCHEDULE%`` (NCRONTAB, a required app setting; infra/ and
+local.settings.json.example set it hourly). Claims written more than
 ``FERRY_CLAIMS_MAX_AGE_HOURS`` ago (48 by default) are deleted, except those of a run whose
 orchestration is still going and the credentials of a pipeline that still exists (they go when
 the pipeline is deleted). Runs normally delete their own claims when they end; the sweep catches
@@ -23,7 +24,6 @@ from ferry.settings import CLAIMS_SWEEP_SCHEDULE
 
 bp = df.Blueprint()
 log = logging.getLogger("ferry.sweep")
-DEFAULT_SCHEDULE = "0 17 * * * *"
 
 
 async def sweep_claims(client: df.DurableOrchestrationClient) -> list[str]:

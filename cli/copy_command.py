@@ -100,8 +100,6 @@ def selection_for(src: Location, dst: Location, args: argparse.Namespace, *,
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.parallel < 1:
-        raise UsageError("--parallel must be at least 1")
     sources = [parse_location(text) for text in args.sources]
     dst = parse_location(args.destination)
     prefix_mode = len(sources) > 1

@@ -11,7 +11,7 @@ from ferry.blobcache import BlobLocationCache, default_cache_path
 from ferry.errors import InvalidReferenceError, UsageError
 from ferry.jobs.endpoints import JobEnvironment
 from ferry.jobs.spec import Endpoint, LayoutEndpoint, RegistryEndpoint
-from ferry.reference import Reference, is_valid_digest
+from ferry.reference import Reference
 from ferry.registry.credentials import TOKEN_USERNAME, Credentials
 from ferry.settings import Settings
 
@@ -76,12 +76,6 @@ def blob_cache() -> BlobLocationCache:
 
 
 _caches: dict[str, BlobLocationCache] = {}
-
-
-def validate_digest(value: str) -> str:
-    if not is_valid_digest(value):
-        raise UsageError(f"{value!r} is not a digest (sha256:<64 hex>)")
-    return value
 
 
 def add_password_stdin(parser: argparse.ArgumentParser, *sides: str) -> None:

@@ -88,8 +88,6 @@ class Policy:
 
     id: str
     kind: ClassVar[str] = ""
-    #: False for policies only the sync orchestration can decide (the external validator).
-    local: ClassVar[bool] = True
     #: Whether the document must carry its signatures (read from the source) for this policy.
     needs_signatures: ClassVar[bool] = False
 
@@ -369,7 +367,6 @@ class RegoPolicy(Policy):
 @dataclass(frozen=True)
 class ExternalPolicy(Policy):
     kind: ClassVar[str] = "external"
-    local: ClassVar[bool] = True  # the verdict comes back in the answer (callbacks are not supported yet)
     url: str = ""
     timeout_seconds: int = 600
 

@@ -21,8 +21,8 @@ the kind's fields. Bad input is a UsageError naming the path (``policies[2].forb
         evaluated in-process with ``regopy`` 1.5.2 (rego-cpp's Python binding: no OPA server, offline;
         see ferry/sync/rego.py): each string of ``deny`` is a reason to refuse
     {"kind": "external", "url": "https://validator.example/check", "timeoutSeconds": 600}
-        decided by the sync orchestration (it sends the candidate and waits for the verdict);
-        a PolicyGate refuses any candidate it would have to judge with one
+        POSTs the candidate and takes the verdict from the answer (ferry/sync/validator.py); no
+        verdict in time is a refusal (verdicts given later on a callback are not supported yet)
 
 Every refusal names the policy and says what to change: ``policy env-not-red: linux/amd64 config
 Env BACKGROUND_COLOR=RED matches forbidden value RED``. :func:`policies_hash` identifies a policy

@@ -98,6 +98,9 @@ def test_the_timer_starts_due_syncs_once_as_singletons(app, registry, registry_b
      "properties.notifications.webhooks[0].uri"),
     ({"schedule": "bogus"}, "properties.schedule"),
     ({"policies": [{"kind": "external", "url": "http://10.0.0.1/validate"}]}, "properties.policies[0].url"),
+    ({"source": {"registryUri": "169.254.169.254", "repository": "x"}}, "properties.source.registryUri"),
+    ({"notifications": {"eventGrid": {"topicEndpoint": "https://t.westus-1.eventgrid.azure.net/api/events"}}},
+     "properties.notifications.eventGrid.topicEndpoint"),
     ({"target": {"archive": {"uri": "https://evil.example.com/c", "storageAccessMode": "ManagedIdentity"}}},
      "properties.target.archive.uri"),
     ({"target": {"archive": {"uri": "https://127.0.0.1:10000/acct1/c", "storageAccessMode": "SasToken",
@@ -109,6 +112,15 @@ def test_a_hostile_or_bad_sync_is_400_naming_the_field(app, registry, registry_b
     body["properties"].update(body_change)
     resp = call("sync_put", "PUT", "syncs/appsync3", body, params={"name": "appsync3"})
     assert resp.status_code == 400 and field in json.loads(resp.get_body())["error"]["message"]
+
+
+@pytest.mark.parametrize("name", ["../secrets", "a/b", "x" * 200, "", "sync%00"])
+def test_a_name_that_cannot_be_a_sync_is_refused_on_every_route(app, registry, registry_b, name):
+    put = call("sync_put", "PUT", f"syncs/{name}", definition(registry, registry_b, "n"), params={"name": name})
+    assert put.status_code == 400 and "name" in json.loads(put.get_body())["error"]["message"]
+    assert call("sync_get", "GET", f"syncs/{name}", params={"name": name}).status_code == 404
+    # DELETE is idempotent as in ARM: nothing by that name, nothing deleted (204), never a 5xx.
+    assert call("sync_delete", "DELETE", f"syncs/{name}", params={"name": name}).status_code == 204
 
 
 def test_an_archive_target_on_the_allow_list_is_accepted(app, registry, registry_b):
