@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ferry.errors import FerryError
-from ferry.plan import CopyOptions, CopyPlan, hold_back, place_blobs
+from ferry.plan import ArtifactResult, CopyOptions, CopyPlan, hold_back, place_blobs
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,14 @@ class PlanGate(Protocol):
     def review(self, plan: CopyPlan) -> Sequence[Refusal]: ...
 
 
+REFUSED_BY = "refused by "
+
+
+def was_refused(result: ArtifactResult) -> bool:
+    """Whether ``result`` failed because a gate refused it (not because copying it failed)."""
+    return result.error is not None and result.error.startswith(REFUSED_BY)
+
+
 def apply_gates(plan: CopyPlan, gates: Sequence[PlanGate], options: CopyOptions) -> list[str]:
     """Run every gate over the live artifacts of ``plan``; fail the refused ones (and, all-or-nothing,
     hold back the rest) and drop their blobs from the plan. Returns the refusal messages."""
@@ -53,7 +61,7 @@ def apply_gates(plan: CopyPlan, gates: Sequence[PlanGate], options: CopyOptions)
             artifact = plan.artifacts[refusal.artifact]
             if artifact.failed:
                 continue
-            message = f"refused by {gate.name}: {refusal.reason}"
+            message = f"{REFUSED_BY}{gate.name}: {refusal.reason}"
             artifact.fail(FerryError(message))
             messages.append(f"{artifact.result.source}: {message}")
     if messages:

@@ -11,6 +11,7 @@ May be imported by ``ferry/sync``.
 from __future__ import annotations
 
 from ferry.jobs.endpoints import JobEnvironment
+from ferry.jobs.gate import was_refused
 from ferry.jobs.phases import run_job
 from ferry.jobs.spec import ArchiveEndpoint, Artifacts, JobOptions, JobSpec, RegistryEndpoint, StorageAccess
 from ferry.plan import CopyRequest
@@ -43,9 +44,9 @@ def export_changed(sync: SyncDefinition, state: SyncState, env: JobEnvironment, 
         if result.ok and outcome.published:
             tag.status, tag.promoted = "promoted", [url]
             state.set_tag(tag.tag, TagState(tag.digest or "", "promoted", policies, [], None))
-        elif result.error and "refused by" in result.error:
-            tag.status, tag.reasons = "rejected", [result.error]
-            state.set_tag(tag.tag, TagState(tag.digest or "", "rejected", policies, [result.error]))
+        elif was_refused(result):
+            tag.status, tag.reasons = "rejected", [result.error or ""]
+            state.set_tag(tag.tag, TagState(tag.digest or "", "rejected", policies, [result.error or ""]))
         else:
             tag.status, tag.reasons = "failed", [result.error or "the archive was not published"]
     if outcome.published:

@@ -21,7 +21,7 @@ from ferry.copy import copy_artifacts, finish_copy, plan_copy, transfer_blobs
 from ferry.errors import FerryError, TransientError, TransientRegistryError
 from ferry.jobs import phases
 from ferry.jobs.endpoints import JobEnvironment
-from ferry.jobs.gate import PlanGate, Refusal, apply_gates
+from ferry.jobs.gate import PlanGate, Refusal, apply_gates, was_refused
 from ferry.jobs.phases import BatchOutcome, JobOutcome, PlanSummary, batch_failure, publishable
 from ferry.jobs.spec import ExportRefs, JobOptions, JobSpec, RegistryEndpoint
 from ferry.plan import ArtifactPlan, ArtifactResult, BlobBatchResult, CopyOptions, CopyPlan, CopyReport, CopyRequest
@@ -104,6 +104,8 @@ def test_refusal_without_continue_on_errors_writes_nothing(world: World) -> None
     assert [a.status for a in report.artifacts] == ["failed", "failed"]
     assert report.artifacts[1].error == "refused by policy: not on the allow list"
     assert "a gate refused another artifact" in (report.artifacts[0].error or "")
+    # Only the refused one counts as refused; the one held back because of it does not.
+    assert [was_refused(a) for a in report.artifacts] == [False, True]
     assert world.destination.untouched and world.destination.writes == []
     assert world.source.blob_reads == []
     assert report.blobs_total == 0 and report.bytes_uploaded == 0
