@@ -13,7 +13,6 @@ import asyncio
 import functools
 import json
 import logging
-import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -23,8 +22,8 @@ import azure.functions as func
 from ferry.azure.claims import claim_store
 from ferry.errors import AccessDeniedError, ConflictError, FerryError, NotFoundError, UsageError
 from ferry.redact import redact
-from ferry.settings import Settings, StorageConnection
-from ferry.transfer.store import ResourceStore, app_storage
+from ferry.settings import Settings
+from ferry.transfer.store import ResourceStore
 
 log = logging.getLogger("ferry.api")
 _T = TypeVar("_T")
@@ -103,17 +102,9 @@ def settings() -> Settings:
     return Settings.from_env()
 
 
-_stores: dict[StorageConnection, ResourceStore] = {}
-_stores_lock = threading.Lock()
-
-
 def resource_store(current: Settings | None = None) -> ResourceStore:
-    """One store per app storage connection (its tables are created once)."""
-    conn = app_storage(current or settings())
-    with _stores_lock:
-        if conn not in _stores:
-            _stores[conn] = ResourceStore.from_connection(conn)
-        return _stores[conn]
+    """The shared store of the app's storage connection (its tables are created once)."""
+    return ResourceStore.from_settings(current or settings())
 
 
 async def off_loop(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:

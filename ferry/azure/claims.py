@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ferry.azure.connections import blob_service
+from ferry.azure.connections import blob_service, pooled
 from ferry.azure.errors import translate_azure_errors
 from ferry.errors import BlobNotFoundError, UsageError
 from ferry.settings import Settings, StorageConnection
@@ -203,20 +203,12 @@ class BlobClaimStore:
         self._ready = True
 
 
-_stores: dict[StorageConnection, BlobClaimStore] = {}
-_stores_lock = threading.Lock()
-
-
 def claim_store(settings: Settings) -> ClaimStore:
     """``FERRY_CLAIMS_DIR`` (local files) if set, else the claims container of ``FERRY_CLAIMS_CONNECTION``
     (default: the app's storage account); one pooled client per connection string."""
     if settings.claims_dir:
         return FileClaimStore(settings.claims_dir)
-    connection = settings.claims_connection
-    with _stores_lock:
-        if connection not in _stores:
-            _stores[connection] = BlobClaimStore.from_connection(connection)
-        return _stores[connection]
+    return pooled(settings.claims_connection, BlobClaimStore.from_connection)
 
 
 def sweep(store: ClaimStore, cutoff: datetime, is_active: Callable[[str], bool]) -> list[str]:

@@ -8,7 +8,9 @@ May be imported by ``ferry/azure``, ``ferry/transfer`` and the faces.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ferry.azure.budget import blob_options, core_options
 from ferry.errors import UsageError
@@ -17,6 +19,21 @@ from ferry.settings import StorageConnection
 if TYPE_CHECKING:
     from azure.data.tables import TableServiceClient
     from azure.storage.blob import BlobServiceClient
+
+
+_T = TypeVar("_T")
+_pool: dict[tuple[Callable[[StorageConnection], Any], StorageConnection], Any] = {}
+_pool_lock = threading.Lock()
+
+
+def pooled(connection: StorageConnection, build: Callable[[StorageConnection], _T]) -> _T:
+    """The process's one ``build(connection)``: SDK clients are thread-safe and keep their
+    connections, so each app storage connection gets one client per kind, not one per call."""
+    with _pool_lock:
+        key = (build, connection)
+        if key not in _pool:
+            _pool[key] = build(connection)
+        return _pool[key]
 
 
 def credential_for(connection: StorageConnection) -> Any:

@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ferry.azure.connections import table_service
+from ferry.azure.connections import pooled, table_service
 from ferry.azure.errors import TABLES, translate_azure_errors
 from ferry.errors import NotFoundError, StorageError, UsageError
 from ferry.settings import APP_STORAGE, Settings, StorageConnection
@@ -90,7 +90,8 @@ class ResourceStore:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ResourceStore:
-        return cls.from_connection(app_storage(settings))
+        """The process's store of the app's storage account (shared: its tables are created once)."""
+        return pooled(app_storage(settings), cls.from_connection)
 
     def _table(self, collection: str) -> TableClient:
         if collection not in TABLE_NAMES:

@@ -51,3 +51,24 @@ def test_nothing_set_names_both_forms():
 def test_the_connection_string_never_shows_in_repr():
     connection = Settings({"AzureWebJobsStorage": "AccountName=a;AccountKey=SECRETKEY"}).app_storage
     assert "SECRETKEY" not in repr(connection)
+
+
+def test_one_pooled_client_per_connection_and_kind() -> None:
+    from ferry.azure.connections import pooled
+
+    built: list[tuple[str, str]] = []
+
+    def tables(connection: StorageConnection) -> object:
+        built.append(("tables", connection.setting))
+        return object()
+
+    def blobs(connection: StorageConnection) -> object:
+        built.append(("blobs", connection.setting))
+        return object()
+
+    first = StorageConnection("PoolTestA", connection_string="UseDevelopmentStorage=true")
+    second = StorageConnection("PoolTestB", connection_string="UseDevelopmentStorage=true")
+    assert pooled(first, tables) is pooled(first, tables)
+    assert pooled(first, tables) is not pooled(second, tables)
+    assert pooled(first, tables) is not pooled(first, blobs)
+    assert built == [("tables", "PoolTestA"), ("tables", "PoolTestB"), ("blobs", "PoolTestA")]
