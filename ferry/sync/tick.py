@@ -25,12 +25,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ferry.azure.claims import MemoryClaimStore
-from ferry.errors import ConflictError, FerryError, UsageError
+from ferry.errors import ConflictError, FerryError, InvalidReferenceError, NotFoundError, UsageError
 from ferry.jobs.endpoints import JobEnvironment, registry_client
 from ferry.jobs.phases import JobOutcome, run_job
 from ferry.jobs.spec import Artifacts, JobOptions, JobSpec, RegistryEndpoint
 from ferry.oci.descriptor import Descriptor
 from ferry.plan import CopyRequest
+from ferry.reference import is_valid_tag
 from ferry.sync.definition import SyncDefinition
 from ferry.sync.incremental import export_changed
 from ferry.sync.notify import Candidate, deliver, image_event, publish
@@ -158,11 +159,16 @@ def promote(sync: SyncDefinition, digest: str, tag: str, unique: str, env: JobEn
 
 def rollback(sync: SyncDefinition, tag: str, to: str, env: JobEnvironment) -> str:
     """Point the stable ``tag`` at the digest of the earlier promotion ``to`` (a unique tag); its digest."""
+    for field_name, value in (("tag", tag), ("to", to)):
+        if not is_valid_tag(value):
+            raise InvalidReferenceError(f"rollback {field_name}: {value!r} is not a tag ([A-Za-z0-9_][A-Za-z0-9_.-]*, "
+                                        "at most 128 characters)")
     if not sync.is_unique_tag_of(tag, to):
         raise UsageError(f"rollback of {tag!r}: {to!r} is not one of its promotion tags "
                          f"({sync.unique_tag(tag, 'RUNID')})")
     outcome = _tag_in_target(sync, sync.target_repository, to, tag, env, replace=True)
     [result] = outcome.report.artifacts
     if not result.ok or result.digest is None:
-        raise FerryError(f"rollback of {sync.target_repository}:{tag} to {to}: {result.error}")
+        failure = NotFoundError if result.exit_code == NotFoundError.exit_code else FerryError
+        raise failure(f"rollback of {sync.target_repository}:{tag} to {to}: {result.error}")
     return result.digest

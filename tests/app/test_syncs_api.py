@@ -149,3 +149,41 @@ def test_the_sync_functions_are_indexed():
     assert binding("sync_run_start", "httpTrigger")["route"] == "syncs/{name}/run"
     assert FUNCTIONS["sync_run"].get_trigger().get_dict_repr()["type"] == "orchestrationTrigger"
     assert FUNCTIONS["sync_tick"].get_trigger().get_dict_repr()["type"] == "activityTrigger"
+
+
+def test_rollback_through_the_api_repoints_the_stable_tag(app, registry, registry_b):
+    name = "appsync5"
+    assert call("sync_put", "PUT", f"syncs/{name}", definition(registry, registry_b, name),
+                params={"name": name}).status_code in (200, 201)
+    good = c.push(registry_b.url, f"base/{name}", c.oci_image([c.random_layer(3_000, 71)]), tag="v1-20260101000000")
+    bad = c.push(registry_b.url, f"base/{name}", c.oci_image([c.random_layer(3_000, 72)]), tag="v1")
+    assert good != bad
+    resp = call("sync_rollback", "POST", f"syncs/{name}/rollback", {"tag": "v1", "to": "v1-20260101000000"},
+                params={"name": name})
+    assert resp.status_code == 200, resp.get_body()
+    assert json.loads(resp.get_body())["digest"] == good
+    assert c.sha256_digest(c.get_manifest(registry_b.url, f"base/{name}", "v1")[1]) == good
+    call("sync_delete", "DELETE", f"syncs/{name}", params={"name": name})
+
+
+@pytest.mark.parametrize(("name", "body", "status", "said"), [
+    ("appsync6", {"tag": "v1"}, 400, "body"),
+    ("appsync6", ["v1", "v1-1"], 400, "body"),
+    ("appsync6", {"tag": "v1", "to": "latest"}, 400, "not one of its promotion tags"),
+    ("appsync6", {"tag": "v1", "to": "v1-../../../etc"}, 400, "rollback to: 'v1-../../../etc' is not a tag"),
+    ("appsync6", {"tag": "v1", "to": "v1-x@sha256:" + "0" * 64}, 400, "is not a tag"),
+    ("appsync6", {"tag": "v1/../x", "to": "v1-1"}, 400, "rollback tag:"),
+    ("appsync6", {"tag": "v1", "to": "v1-19990101000000"}, 404, "v1-19990101000000"),
+    ("nosuchsync", {"tag": "v1", "to": "v1-1"}, 404, "nosuchsync"),
+])
+def test_a_bad_or_hostile_rollback_is_refused_before_anything_moves(app, registry, registry_b, name, body, status,
+                                                                    said):
+    call("sync_put", "PUT", "syncs/appsync6", definition(registry, registry_b, "appsync6"),
+         params={"name": "appsync6"})
+    c.push(registry_b.url, "base/appsync6", c.oci_image([c.random_layer(2_000, 73)]), tag="v1")
+    before = c.get_manifest(registry_b.url, "base/appsync6", "v1")
+    resp = call("sync_rollback", "POST", f"syncs/{name}/rollback", body, params={"name": name})
+    assert resp.status_code == status, resp.get_body()
+    assert said in json.loads(resp.get_body())["error"]["message"]
+    assert c.get_manifest(registry_b.url, "base/appsync6", "v1") == before  # the stable tag did not move
+    assert c.list_tags(registry_b.url, "base/appsync6") == ["v1"]
