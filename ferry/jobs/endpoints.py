@@ -73,9 +73,7 @@ def check_endpoint(endpoint: Endpoint, egress: EgressPolicy | None, what: str) -
     elif isinstance(endpoint, ArchiveEndpoint):
         if not is_blob_url(endpoint.url):
             raise EgressDeniedError(f"{what}: {endpoint.display} is a local path; the app reads and writes blobs only")
-        egress.check_url(endpoint.url, f"{what} {endpoint.display}", https=endpoint.storage.mode == "ManagedIdentity")
-        if endpoint.storage.key_vault_uri:
-            egress.check_url(endpoint.storage.key_vault_uri, f"{what} Key Vault secret", https=True)
+        check_storage(endpoint.url, endpoint.storage, egress, f"{what} {endpoint.display}")
     else:
         raise EgressDeniedError(f"{what}: {endpoint.display} is a local layout; the app reads and writes blobs only")
 
@@ -86,13 +84,22 @@ def check_job(spec: JobSpec, egress: EgressPolicy | None) -> None:
     check_endpoint(spec.destination, egress, "destination")
 
 
+def check_storage(url: str, access: StorageAccess, egress: EgressPolicy | None, what: str) -> None:
+    """Refuse a blob ``url`` or its Key Vault secret off the allow-list (https for a managed identity's
+    token and for Key Vault) before anything connects. Does nothing without a policy (the CLI)."""
+    if egress is None:
+        return
+    egress.check_url(url, what, https=access.mode == "ManagedIdentity")
+    if access.key_vault_uri:
+        egress.check_url(access.key_vault_uri, f"{what} Key Vault secret", https=True)
+
+
 def storage_auth(url: str, access: StorageAccess, env: JobEnvironment) -> StorageAuth | None:
-    """How to reach the blob at ``url`` (None for a local path)."""
+    """How to reach the blob at ``url`` (None for a local path), its hosts checked first."""
     if not is_blob_url(url):
         return None
     location = BlobLocation.parse(url)
-    if env.egress is not None:
-        env.egress.check_url(url, f"blob {location}", https=access.mode == "ManagedIdentity")
+    check_storage(url, access, env.egress, f"blob {location}")
     if access.mode == "SasToken":
         return SasTokenAuth(secret_uri=access.key_vault_uri, ca_bundle=env.settings.keyvault_ca_bundle)
     if access.mode == "ManagedIdentity":

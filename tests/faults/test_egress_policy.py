@@ -9,7 +9,13 @@ import pytest
 from ferry.azure.claims import MemoryClaimStore
 from ferry.egress import AZURE_PUBLIC, EgressDeniedError, EgressPolicy
 from ferry.errors import CredentialError
-from ferry.jobs.endpoints import JobEnvironment, check_endpoint, open_job_source, registry_credentials
+from ferry.jobs.endpoints import (
+    JobEnvironment,
+    check_endpoint,
+    open_job_source,
+    registry_credentials,
+    storage_auth,
+)
 from ferry.jobs.spec import ArchiveEndpoint, LayoutEndpoint, RegistryEndpoint, StorageAccess
 from ferry.settings import Settings
 
@@ -74,6 +80,15 @@ def test_job_endpoints_are_checked_before_opening(tmp_path):
     with ExitStack() as stack, pytest.raises(EgressDeniedError):
         open_job_source(RegistryEndpoint("registry.evil.example"), env, stack)
     check_endpoint(RegistryEndpoint("10.0.0.1:5000"), None, "source")  # the CLI: no policy, no refusal
+
+
+def test_a_blob_copy_refuses_a_key_vault_off_the_list_before_reading_the_secret():
+    """The blob copy activities reach storage through storage_auth alone: it checks the vault too."""
+    env = JobEnvironment(egress=EgressPolicy(AZURE_PUBLIC))
+    blob = "https://acct.blob.core.windows.net/exports/a.tar"
+    with pytest.raises(EgressDeniedError, match="Key Vault secret"):
+        storage_auth(blob, StorageAccess("SasToken", "https://169.254.169.254/secrets/sas"), env)
+    assert storage_auth(blob, StorageAccess("SasToken", "https://kv.vault.azure.net/secrets/sas"), env) is not None
 
 
 def test_a_claim_goes_only_to_the_registry_it_was_given_for():
