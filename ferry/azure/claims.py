@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ferry.azure.connections import blob_service, pooled
 from ferry.azure.errors import translate_azure_errors
 from ferry.errors import BlobNotFoundError, UsageError
+from ferry.files import replace_file
 from ferry.settings import Settings, StorageConnection
 
 if TYPE_CHECKING:
@@ -112,11 +113,7 @@ class FileClaimStore:
         self.root = Path(root)
 
     def put_json(self, name: str, data: Any) -> str:
-        path = self.root / _check_name(name)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(path.name + ".partial")
-        temporary.write_text(json.dumps(data, separators=(",", ":")))
-        os.replace(temporary, path)
+        replace_file(self.root / _check_name(name), json.dumps(data, separators=(",", ":")).encode())
         return name
 
     def get_json(self, name: str) -> Any:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from ferry.errors import UsageError
+from ferry.files import replace_file
 
 MAX_RUNS = 100
 
@@ -112,8 +112,5 @@ class FileSyncState:
         self._save()
 
     def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_name(self.path.name + ".partial")
-        temporary.write_text(json.dumps({"tags": self._tags, "runs": self._runs, "lastArchive": self._archive},
-                                        indent=1))
-        os.replace(temporary, self.path)
+        replace_file(self.path, json.dumps({"tags": self._tags, "runs": self._runs, "lastArchive": self._archive},
+                                           indent=1).encode())

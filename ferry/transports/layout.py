@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ferry.errors import IntegrityError, NotFoundError, UsageError
+from ferry.files import replace_file
 from ferry.oci import mediatypes as mt
 from ferry.oci.descriptor import Descriptor, new_hasher, verify_bytes, verify_stream
 from ferry.oci.layout import INDEX_FILE, LAYOUT_BYTES, LAYOUT_FILE, LayoutIndex, blob_path
@@ -173,8 +174,4 @@ class LayoutDestination:
         self._write_file(INDEX_FILE, self.index.to_bytes())
 
     def _write_file(self, relative: str, data: bytes) -> None:
-        final = self.root / relative
-        final.parent.mkdir(parents=True, exist_ok=True)
-        temporary = final.with_name(f".{final.name}.{uuid.uuid4().hex}.partial")
-        temporary.write_bytes(data)
-        os.replace(temporary, final)
+        replace_file(self.root / relative, data)
