@@ -17,6 +17,7 @@ from api.import_image import bp as import_image_bp
 from api.import_trigger import bp as import_trigger_bp
 from api.pipelines import bp as pipelines_bp
 from api.runs import bp as runs_bp
+from api.sync_verdicts import bp as sync_verdicts_bp
 from api.syncs import bp as syncs_bp
 from orchestrations.copy_job import bp as copy_job_orchestrations
 from orchestrations.runs import bp as run_orchestrations
@@ -33,6 +34,7 @@ app.register_functions(pipelines_bp)
 app.register_functions(runs_bp)
 app.register_functions(import_image_bp)
 app.register_functions(syncs_bp)
+app.register_functions(sync_verdicts_bp)
 app.register_functions(copy_job_orchestrations)
 app.register_functions(run_orchestrations)
 app.register_functions(sync_orchestrations)

@@ -10,7 +10,7 @@ from activities.results import job_environment, permanent_failures_as_results
 from ferry.errors import BlobNotFoundError
 from ferry.sync.definition import parse_sync
 from ferry.sync.stored import SYNCS, TableSyncState, secrets_claim, with_secrets
-from ferry.sync.tick import run_sync
+from ferry.sync.tick import finish_awaiting, run_sync
 from ferry.transfer.store import ResourceStore
 
 bp = df.Blueprint()
@@ -18,7 +18,9 @@ bp = df.Blueprint()
 
 @bp.activity_trigger(input_name="payload")
 def sync_tick(payload: dict[str, Any]) -> dict[str, Any]:
-    """``{"name", "runId", "dryRun"}`` → the run record (tags, verdicts, requests), or ``{"error"}``."""
+    """``{"name", "runId", "dryRun"}`` → the run record (tags, verdicts, requests, the verdicts it
+    awaits), or ``{"error"}``. With ``"verdicts": [...]`` it finishes that run with the verdicts
+    given later (see ``ferry.sync.tick.finish_awaiting``) instead of ticking."""
 
     def work() -> dict[str, Any]:
         env = job_environment()
@@ -29,8 +31,10 @@ def sync_tick(payload: dict[str, Any]) -> dict[str, Any]:
         except BlobNotFoundError:
             secrets = None
         sync = parse_sync(name, with_secrets(store.get(SYNCS, name).body, secrets))
-        run = run_sync(sync, TableSyncState(store, name), env, run_id=str(payload["runId"]),
-                       dry_run=bool(payload.get("dryRun")))
-        return run.to_json()
+        state, run_id = TableSyncState(store, name), str(payload["runId"])
+        if "verdicts" in payload:
+            return finish_awaiting(sync, state, env, run_id=run_id, verdicts=list(payload["verdicts"])).to_json()
+        return run_sync(sync, state, env, run_id=run_id, dry_run=bool(payload.get("dryRun")),
+                        later_verdicts=True).to_json()
 
     return permanent_failures_as_results(work, f"sync_tick {payload.get('name')}")

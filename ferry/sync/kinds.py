@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from ferry.reference import is_valid_digest
 from ferry.sync import rego
 from ferry.sync.signatures import PublicKey, check_signatures, load_public_key
+from ferry.sync.validator import Answer, Callback, judge
 from ferry.transfer.fields import bad
 
 _PLATFORM_RE = re.compile(r"[a-z0-9_.-]+/[a-z0-9_.-]+(?:/[a-z0-9_.-]+)?")
@@ -387,7 +388,10 @@ class ExternalPolicy(Policy):
         return {"url": self.url, "timeoutSeconds": self.timeout_seconds}
 
     def check(self, document: dict[str, Any]) -> list[str]:
-        from ferry.sync.validator import ask
+        """The synchronous verdict; a run that can wait for a later one uses :meth:`answer`."""
+        answer = self.answer(document, None)
+        return [] if answer.verdict == "approve" else [answer.reason]
 
-        reason = ask(self.url, document, self.timeout_seconds)
-        return [] if reason is None else [reason]
+    def answer(self, document: dict[str, Any], callback: Callback | None) -> Answer:
+        """The validator's verdict (``pending`` only when ``callback`` can still wait)."""
+        return judge(self.id, self.url, self.timeout_seconds, document, callback)

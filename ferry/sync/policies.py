@@ -21,8 +21,8 @@ the kind's fields. Bad input is a UsageError naming the path (``policies[2].forb
         evaluated in-process with ``regopy`` 1.5.2 (rego-cpp's Python binding: no OPA server, offline;
         see ferry/sync/rego.py): each string of ``deny`` is a reason to refuse
     {"kind": "external", "url": "https://validator.example/check", "timeoutSeconds": 600}
-        POSTs the candidate and takes the verdict from the answer (ferry/sync/validator.py); no
-        verdict in time is a refusal (verdicts given later on a callback are not supported yet)
+        POSTs the candidate and takes the verdict from the answer, or, when it answers "pending",
+        from the callback later (ferry/sync/validator.py); no verdict in time is a refusal
 
 Every refusal names the policy and says what to change: ``policy env-not-red: linux/amd64 config
 Env BACKGROUND_COLOR=RED matches forbidden value RED``. :func:`policies_hash` identifies a policy
@@ -60,6 +60,7 @@ from ferry.sync.kinds import (
     SignaturePolicy,
 )
 from ferry.sync.signatures import SignatureTagReader, read_signature_tag
+from ferry.sync.validator import Callback
 from ferry.transfer.fields import bad
 from ferry.transports.base import Source
 
@@ -125,6 +126,8 @@ class Finding:
 
     policy: str | None
     reason: str
+    #: An external validator's verdict still to come (a refusal for now, not a rejection).
+    pending: bool = False
 
     def __str__(self) -> str:
         return f"policy {self.policy}: {self.reason}" if self.policy else self.reason
@@ -146,17 +149,34 @@ class Verdict:
     def reasons(self) -> list[str]:
         return [str(finding) for finding in self.findings]
 
+    @property
+    def pending(self) -> bool:
+        """Refused only for verdicts still to come: the candidate awaits them, it is not rejected."""
+        return bool(self.findings) and all(finding.pending for finding in self.findings)
+
+    @property
+    def awaited(self) -> list[str]:
+        """The ids of the policies whose verdicts are still to come."""
+        return [str(finding.policy) for finding in self.findings if finding.pending]
+
     def to_json(self) -> dict[str, Any]:
         return {"digest": self.digest, "accepted": self.accepted, "reasons": self.reasons,
                 "findings": [{"policy": f.policy, "reason": f.reason} for f in self.findings],
                 "policiesHash": self.policies_hash}
 
 
-def evaluate(policies: Sequence[Policy], document: dict[str, Any]) -> tuple[Finding, ...]:
-    """Every policy's findings on ``document``. A policy that cannot be evaluated refuses (fails closed)."""
+def evaluate(policies: Sequence[Policy], document: dict[str, Any],
+             callback: Callback | None = None) -> tuple[Finding, ...]:
+    """Every policy's findings on ``document``. A policy that cannot be evaluated refuses (fails closed).
+    External validators may answer later through ``callback``: their findings are then ``pending``."""
     findings: list[Finding] = []
     for policy in policies:
         try:
+            if isinstance(policy, ExternalPolicy):
+                answer = policy.answer(document, callback)
+                if answer.verdict != "approve":
+                    findings.append(Finding(policy.id, answer.reason, pending=answer.verdict == "pending"))
+                continue
             reasons = policy.check(document)
         except Exception as exc:  # a broken rule must refuse, never let a candidate through
             log.warning("policy %s could not be evaluated on %s", policy.id, document.get("digest"), exc_info=True)
@@ -181,6 +201,7 @@ class PolicyGate:
     gate_name: str = "policies"
     signature_tag_reader: SignatureTagReader | None = None
     config_limit: int = CONFIG_LIMIT
+    callback: Callback | None = None
     verdicts: dict[int, Verdict] = field(default_factory=dict)
     documents: dict[int, dict[str, Any]] = field(default_factory=dict)
 
@@ -217,7 +238,7 @@ class PolicyGate:
             findings: tuple[Finding, ...] = (Finding(None, f"the candidate could not be read: {exc}"),)
         else:
             self.documents[index] = document
-            findings = evaluate(self.policies, document)
+            findings = evaluate(self.policies, document, self.callback)
         verdict = Verdict(digest, findings, self.policy_hash)
         self.verdicts[index] = verdict
         return verdict

@@ -39,10 +39,12 @@ class TagOutcome:
 
     tag: str
     digest: str | None
-    status: str  # unchanged | promoted | rejected | failed | would-sync
+    status: str  # unchanged | promoted | rejected | failed | would-sync | pending | awaiting
     reasons: list[str] = field(default_factory=list)
     promoted: list[str] = field(default_factory=list)
     bytes_moved: int = 0
+    #: With status ``awaiting``: the external policies whose verdicts are to come on the callback.
+    awaiting: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -55,9 +57,29 @@ class SyncRun:
     dry_run: bool = False
     tags: list[TagOutcome] = field(default_factory=list)
     requests: dict[str, int] = field(default_factory=dict)
+    #: The verdicts the run waits for: ``{"tag", "digest", "policy", "timeoutSeconds"}`` each.
+    awaiting: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SyncRun:
+        """The run :meth:`to_json` wrote (fields it does not know are dropped)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        tag_fields = {f.name for f in dataclasses.fields(TagOutcome)}
+        run = cls(**{k: v for k, v in data.items() if k in known and k != "tags"})
+        run.tags = [TagOutcome(**{k: v for k, v in t.items() if k in tag_fields}) for t in data.get("tags") or []]
+        return run
+
+
+def with_run(runs: list[dict[str, Any]], run: SyncRun, limit: int) -> list[dict[str, Any]]:
+    """``runs`` (newest first) with ``run`` recorded: in its place when it is there already (a run
+    finished after waiting for verdicts), else first; at most ``limit``."""
+    recorded = run.to_json()
+    if any(r.get("run_id") == run.run_id for r in runs):
+        return [recorded if r.get("run_id") == run.run_id else r for r in runs][:limit]
+    return [recorded, *runs][:limit]
 
 
 class SyncState(Protocol):
@@ -65,7 +87,9 @@ class SyncState(Protocol):
 
     def set_tag(self, tag: str, state: TagState) -> None: ...
 
-    def add_run(self, run: SyncRun) -> None: ...
+    def add_run(self, run: SyncRun) -> None:
+        """Record ``run``, replacing the record of the same run id."""
+        ...
 
     def runs(self) -> list[dict[str, Any]]: ...
 
@@ -98,7 +122,7 @@ class FileSyncState:
         self._save()
 
     def add_run(self, run: SyncRun) -> None:
-        self._runs = [run.to_json(), *self._runs][:MAX_RUNS]
+        self._runs = with_run(self._runs, run, MAX_RUNS)
         self._save()
 
     def runs(self) -> list[dict[str, Any]]:

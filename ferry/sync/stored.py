@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from ferry.errors import NotFoundError
-from ferry.sync.state import SyncRun, TagState
+from ferry.sync.state import SyncRun, TagState, with_run
 from ferry.transfer.store import Record, ResourceStore
 
 SYNCS = "syncs"
@@ -80,7 +80,7 @@ class TableSyncState:
         self._save()
 
     def add_run(self, run: SyncRun) -> None:
-        self._body["runs"] = [run.to_json(), *self._body["runs"]][:MAX_TABLE_RUNS]
+        self._body["runs"] = with_run(self._body["runs"], run, MAX_TABLE_RUNS)
         self._save()
 
     def runs(self) -> list[dict[str, Any]]:

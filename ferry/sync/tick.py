@@ -35,8 +35,10 @@ from ferry.reference import is_valid_tag
 from ferry.sync.definition import SyncDefinition
 from ferry.sync.incremental import export_changed
 from ferry.sync.notify import Candidate, deliver, image_event, publish
-from ferry.sync.policies import PolicyGate, policies_hash
+from ferry.sync.policies import ExternalPolicy, PolicyGate, policies_hash
 from ferry.sync.state import SyncRun, SyncState, TagOutcome, TagState
+from ferry.sync.validator import Answer, Callback
+from ferry.transports.base import Source
 
 log = logging.getLogger(__name__)
 SOURCE_CLAIM = "sync/source"
@@ -59,8 +61,12 @@ def target_endpoint(sync: SyncDefinition) -> RegistryEndpoint:
 
 
 def run_sync(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run_id: str,
-             dry_run: bool = False) -> SyncRun:
+             dry_run: bool = False, later_verdicts: bool = False) -> SyncRun:
     """One tick; every selected tag gets an outcome, and the run is recorded in ``state``.
+
+    With ``later_verdicts`` an external validator may answer ``pending``: its tag is ``awaiting``
+    (nothing landed, nothing remembered) and ``SyncRun.awaiting`` lists the verdicts to wait for;
+    :func:`finish_awaiting` takes them. Without it, ``pending`` is a rejection.
 
     With an allow-list in ``env.egress``, every host the sync names is checked before the first
     connection (the definition may predate a narrower FERRY_ALLOWED_HOSTS)."""
@@ -71,6 +77,7 @@ def run_sync(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run
     requests: Counter[str] = Counter()
     policies = policies_hash(sync.policies)
     source = source_endpoint(sync, env)
+    callback = Callback(sync.name, run_id) if later_verdicts else None
     with ExitStack() as stack:
         client = registry_client(source, env, stack, 8)
         tags = sync.tags.select(client.list_tags(sync.source_repository))
@@ -78,18 +85,59 @@ def run_sync(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run
         for tag in tags:
             head = client.head_manifest(sync.source_repository, tag)
             requests["HEAD"] += 1
-            record.tags.append(_one_tag(sync, state, env, source, tag, head, policies, run_id, dry_run))
+            record.tags.append(_one_tag(sync, state, env, source, tag, head, policies, run_id, callback, dry_run))
         pending = [t for t in record.tags if t.status == "pending"]
         if pending:  # an archive target: the changed tags go out together, in one incremental archive
             export_changed(sync, state, env, source, pending, policies, run_id)
     record.requests = dict(requests)
-    record.finished = _now()
+    record.awaiting = _awaited(sync, record.tags)
+    record.finished = None if record.awaiting else _now()
+    state.add_run(record)
+    return record
+
+
+def _awaited(sync: SyncDefinition, tags: list[TagOutcome]) -> list[dict[str, Any]]:
+    timeouts = {p.id: p.timeout_seconds for p in sync.policies if isinstance(p, ExternalPolicy)}
+    return [{"tag": t.tag, "digest": t.digest, "policy": policy, "timeoutSeconds": timeouts[policy]}
+            for t in tags if t.status == "awaiting" for policy in t.awaiting]
+
+
+def finish_awaiting(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run_id: str,
+                    verdicts: list[dict[str, Any]]) -> SyncRun:
+    """Finish run ``run_id`` with the verdicts that came on the callback (or a timeout's rejection):
+    ``{"tag", "digest", "policy", "verdict", "reason"}`` each. Each awaiting tag is judged again
+    with them and promoted or rejected, at the digest it awaited (never the tag again)."""
+    if env.egress is not None:
+        sync.check_egress(env.egress)
+    record = next((SyncRun.from_json(r) for r in state.runs() if r.get("run_id") == run_id), None)
+    if record is None:
+        raise NotFoundError(f"syncs/{sync.name}: run {run_id} is not recorded")
+    given = {(str(v["policy"]), str(v["digest"])): Answer.given(str(v.get("verdict")), v.get("reason"))
+             for v in verdicts}
+    callback = Callback(sync.name, run_id, given, can_wait=False)
+    env = dataclasses.replace(env, claims=MemoryClaimStore())
+    policies, source = policies_hash(sync.policies), source_endpoint(sync, env)
+    with ExitStack() as stack:
+        client = registry_client(source, env, stack, 8)
+        for i, tag in enumerate(record.tags):
+            if tag.status != "awaiting" or tag.digest is None:
+                continue
+            head = client.head_manifest(sync.source_repository, tag.digest)
+            record.requests["HEAD"] = record.requests.get("HEAD", 0) + 1
+            if head is None:
+                record.tags[i] = TagOutcome(tag.tag, tag.digest, "failed",
+                                            [f"{sync.source_repository}@{tag.digest} vanished while awaiting"])
+                continue
+            record.tags[i] = _judge_tag(sync, state, env, source, Candidate(tag.tag, head.digest, head.media_type,
+                                                                            head.size), policies, run_id, callback)
+    record.awaiting, record.finished = [], _now()
     state.add_run(record)
     return record
 
 
 def _one_tag(sync: SyncDefinition, state: SyncState, env: JobEnvironment, source: RegistryEndpoint, tag: str,
-             head: Descriptor | None, policies: str, run_id: str, dry_run: bool) -> TagOutcome:
+             head: Descriptor | None, policies: str, run_id: str, callback: Callback | None,
+             dry_run: bool) -> TagOutcome:
     if head is None:
         return TagOutcome(tag, None, "failed", [f"{sync.source_repository}:{tag} vanished while the tick ran"])
     previous = state.tag(tag)
@@ -100,21 +148,35 @@ def _one_tag(sync: SyncDefinition, state: SyncState, env: JobEnvironment, source
                                                            f"{head.digest}"])
     if sync.archive is not None:
         return TagOutcome(tag, head.digest, "pending")
-    candidate = Candidate(tag, head.digest, head.media_type, head.size)
+    return _judge_tag(sync, state, env, source, Candidate(tag, head.digest, head.media_type, head.size),
+                      policies, run_id, callback)
+
+
+def _judge_tag(sync: SyncDefinition, state: SyncState, env: JobEnvironment, source: RegistryEndpoint,
+               candidate: Candidate, policies: str, run_id: str, callback: Callback | None) -> TagOutcome:
     try:
-        return _gate_and_promote(sync, state, env, source, candidate, policies, run_id)
+        return _gate_and_promote(sync, state, env, source, candidate, policies, run_id, callback)
     except FerryError as exc:
-        log.warning("sync %s, tag %s: %s", sync.name, tag, exc)
-        return TagOutcome(tag, head.digest, "failed", [str(exc)])
+        log.warning("sync %s, tag %s: %s", sync.name, candidate.tag, exc)
+        return TagOutcome(candidate.tag, candidate.digest, "failed", [str(exc)])
 
 
 def _gate_and_promote(sync: SyncDefinition, state: SyncState, env: JobEnvironment, source: RegistryEndpoint,
-                      candidate: Candidate, policies: str, run_id: str) -> TagOutcome:
+                      candidate: Candidate, policies: str, run_id: str, callback: Callback | None) -> TagOutcome:
     landing = JobSpec(source=source, destination=target_endpoint(sync),
                       select=(Artifacts((CopyRequest(sync.source_repository, candidate.digest,
                                                      sync.landing_repository, ()),)),))
-    outcome = run_job(landing, env, gates=lambda source: [PolicyGate(sync.policies, source)])
+    gates: list[PolicyGate] = []
+
+    def policy_gate(opened: Source) -> list[PolicyGate]:
+        gates.append(PolicyGate(sync.policies, opened, callback=callback))
+        return gates[-1:]
+
+    outcome = run_job(landing, env, gates=policy_gate)
     [result] = outcome.report.artifacts
+    verdict = gates[0].verdicts.get(0) if gates else None
+    if outcome.refused and verdict is not None and verdict.pending:  # nothing landed; judged again later
+        return TagOutcome(candidate.tag, candidate.digest, "awaiting", verdict.reasons, awaiting=verdict.awaited)
     if outcome.refused:
         state.set_tag(candidate.tag, TagState(candidate.digest, "rejected", policies, list(outcome.refused)))
         problems = notify(sync, image_event(sync, candidate, promoted=False, run_id=run_id, unique_tag=None,

@@ -15,9 +15,10 @@ import pytest
 from ferry.egress import EgressDeniedError, EgressPolicy
 from ferry.jobs.endpoints import JobEnvironment
 from ferry.sync.definition import parse_sync
-from ferry.sync.policies import from_json
+from ferry.sync.policies import evaluate, from_json
 from ferry.sync.state import FileSyncState
 from ferry.sync.tick import run_sync
+from ferry.sync.validator import Answer, Callback
 from tests.harness import content as c
 from tests.harness._http import LoopbackServer, QuietHandler
 from tests.helpers import run_ferry
@@ -67,6 +68,8 @@ def check(validator: Validator, timeout: int = 5) -> list[str]:
     ((200, {"ok": True}), 0, 5, "gave no verdict"),
     ((200, b"<html>not json</html>"), 0, 5, "gave no verdict"),
     ((200, {"verdict": "approve"}), 2.5, 1, "no verdict within 1 s"),
+    ((202, {"verdict": "pending"}), 0, 5, "answered pending, but this run takes no later verdicts"),
+    ((200, {"verdict": "Approve"}), 0, 5, "gave no verdict"),
 ])
 def test_verdicts(validator, answer, delay, timeout, expected):
     validator.answer, validator.delay = (lambda request: answer), delay
@@ -137,3 +140,21 @@ def test_a_tick_refuses_a_validator_off_the_allow_list_before_any_connection(reg
     assert "properties.policies[1].url" in str(refused.value) and "169.254.169.254" in str(refused.value)
     assert validator.requests == []
     assert not (tmp_path / "state.json").exists()  # nothing recorded as if the tick had run
+
+
+def test_pending_is_awaited_only_by_a_run_that_can_wait_and_a_given_verdict_is_not_asked_again(validator):
+    validator.answer = lambda request: (202, {"verdict": "pending"})
+    [policy] = from_json([{"kind": "external", "id": "qa", "url": validator.server.url, "timeoutSeconds": 5}])
+    digest = "sha256:" + "d" * 64
+    [finding] = evaluate([policy], {"digest": digest}, Callback("s1", "20260101000000"))
+    assert finding.pending and finding.policy == "qa" and "on the callback" in finding.reason
+    assert validator.requests[-1]["callback"] == "/api/syncs/s1/runs/20260101000000/verdict"
+    asked = len(validator.requests)
+    given = Callback("s1", "20260101000000", {("qa", digest): Answer.given("reject", "no \x1b[31mway")},
+                     can_wait=False)
+    [finding] = evaluate([policy], {"digest": digest}, given)
+    assert not finding.pending and finding.reason.startswith("the validator rejected it: no ")
+    assert "\x1b" not in finding.reason and finding.reason.endswith("31mway")
+    assert len(validator.requests) == asked  # the verdict given on the callback is not asked for again
+    [finding] = evaluate([policy], {"digest": "sha256:" + "e" * 64}, given)  # not given, asked, pending again
+    assert not finding.pending and "answered pending" in finding.reason
