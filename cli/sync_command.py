@@ -24,6 +24,8 @@ from ferry.sync.definition import SyncDefinition, parse_sync
 from ferry.sync.state import FileSyncState
 from ferry.sync.tick import rollback, run_sync
 
+EX_TEMPFAIL = 75  # sysexits.h: a temporary failure; the same command may succeed later
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("sync", help="run one tick of a gated sync of upstream tags",
@@ -76,5 +78,10 @@ def run(args: argparse.Namespace) -> int:
                              + (f"  {detail}" if detail else "") + "\n")
         counts: dict[str, Any] = record.requests
         sys.stdout.write(f"run {record.run_id}: {len(record.tags)} tag(s); requests {counts}\n")
+    if record.retry_after is not None:
+        sys.stderr.write(f"ferry: sync: the registry {sync.source_registry} asked to hold off "
+                         f"{record.retry_after:.0f} s; run the same --run-id {record.run_id} again after that "
+                         "to resume\n")
+        return EX_TEMPFAIL
     failed = any(t.status == "failed" for t in record.tags)
     return 1 if failed else 0

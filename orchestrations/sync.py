@@ -4,6 +4,10 @@ timer, as a singleton (instance id ``sync-<name>``; host.json refuses a duplicat
 Input ``{"name", "dryRun"}``; output the run record, or ``{"error"}``. The run id is the tick's
 UTC time (``YYYYMMDDHHMMSS``, from the orchestration clock, so replay is deterministic).
 
+When the source registry asks to hold off (``Retry-After`` past a request's budget, or
+``RateLimit-Remaining: 0``), the run waits on a durable timer (no compute held, and the timer's
+singleton rule starts no other tick meanwhile) and resumes, at most :data:`MAX_HOLDS` times.
+
 When an external validator answers ``pending``, the run waits (a durable wait: no compute held)
 for each verdict as the external event :func:`verdict_event` raised by
 ``POST /api/syncs/{name}/runs/{run}/verdict``, each until its policy's timeout; a verdict not
@@ -25,6 +29,9 @@ from orchestrations.progress import status
 
 bp = df.Blueprint()
 AWAITING = "awaiting verdicts"
+#: How often one run holds off when the source registry asks it to, and the longest hold.
+MAX_HOLDS = 5
+MAX_HOLD_S = 6 * 3600.0
 
 
 def sync_instance_id(name: str) -> str:
@@ -42,8 +49,16 @@ def sync_run(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dic
     spec = context.get_input()
     run_id = context.current_utc_datetime.strftime("%Y%m%d%H%M%S")
     context.set_custom_status(status("sync", 0, step="tick", run=run_id))
-    result = yield context.call_activity_with_retry(
-        "sync_tick", RETRY, {"name": spec["name"], "runId": run_id, "dryRun": bool(spec.get("dryRun"))})
+    tick = {"name": spec["name"], "runId": run_id, "dryRun": bool(spec.get("dryRun"))}
+    result = yield context.call_activity_with_retry("sync_tick", RETRY, tick)
+    for _ in range(MAX_HOLDS):  # the registry asked to hold off: a durable timer, then resume the run
+        wait = result.get("retry_after")
+        if wait is None or "error" in result:
+            break
+        seconds = min(max(float(wait), 1.0), MAX_HOLD_S)
+        context.set_custom_status(status("sync", 10, step="holding off", run=run_id, seconds=seconds))
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=seconds))
+        result = yield context.call_activity_with_retry("sync_tick", RETRY, tick)
     awaiting = list(result.get("awaiting") or [])
     if awaiting and "error" not in result:
         verdicts = yield from wait_for_verdicts(context, run_id, awaiting)

@@ -48,6 +48,7 @@ from ferry.registry.bodies import (
 )
 from ferry.registry.credentials import Credentials
 from ferry.registry.guard import SIGNED_REDIRECT, GuardedTransport, signed_redirect
+from ferry.registry.ratelimit import hold_off
 from ferry.registry.retry import RetryPolicy, parse_retry_after, with_retries
 from ferry.registry.upload import BlobUploads, UploadSessions
 
@@ -124,6 +125,8 @@ class RegistryClient(BlobUploads):
         self.sessions = sessions
         self.auth = RegistryAuth(registry, credentials or Credentials.anonymous())
         self._referrers_api: bool | None = None
+        #: Seconds to hold off before the next request, when the last answer said none are left.
+        self.hold_off: float | None = None
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.Client(
             base_url=self.base_url,
@@ -168,6 +171,7 @@ class RegistryClient(BlobUploads):
 
         def attempt() -> Reply | None:
             response = self._send(self._http.build_request(method, url, **kwargs))
+            self.hold_off = hold_off(response.headers)
             if response.status_code in ok:
                 if limit is None or method == "HEAD":
                     read_prefix(response)

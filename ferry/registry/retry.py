@@ -20,8 +20,11 @@ The rules:
    checks whether a failed upload arrived after all, the DELETE of an abandoned session) are
    sent once and never retried.
 3. **Waits.** Exponential backoff with jitter from ``base_delay`` up to ``max_delay``. A
-   ``Retry-After`` is honoured up to ``max_retry_after`` seconds, and no wait goes past the end
-   of the budget.
+   ``Retry-After`` is honoured when it fits: no longer than ``max_retry_after`` and what is left
+   of the budget. A longer one ends the operation at once (waiting part of it and asking again
+   early only spends the registry's patience): the error says how long the registry asked to
+   wait, keeps it as ``retry_after``, and is permanent to every layer that retries blindly; a
+   caller that can wait without holding compute (the sync orchestration's durable timer) uses it.
 4. **Giving up says so.** The error raised when the budget is spent keeps the class (and so the
    exit code) of the last fault, and its message reads ``gave up after N attempts / S s: <last
    fault>``. Permanent errors (not found, denied, digest mismatch) are never retried.
@@ -105,16 +108,22 @@ class RetryBudget:
         if self.failures >= self.policy.attempts or self.remaining <= 0:
             self.spent = self.gave_up(error)
             raise self.spent
+        may_wait = min(self.policy.max_retry_after, self.remaining)
+        if error.retry_after is not None and error.retry_after > may_wait:
+            self.spent = self.gave_up(error, f"the registry asked to wait {error.retry_after:.0f} s, longer than "
+                                             f"this operation may wait ({may_wait:.0f} s)")
+            self.spent.transient = False  # rule 3: not retried blindly; retry_after says when to ask again
+            raise self.spent
         wait = min(self.policy.delay(self.failures - 1, error.retry_after), self.remaining)
         log.info("retrying %s in %.1fs after: %s", self.what, wait, error)
         time.sleep(wait)
 
-    def gave_up(self, error: FerryError) -> FerryError:
-        """``error`` with the budget's account prefixed: same class and status; transient only if the
-        time budget was not spent (rule 5)."""
+    def gave_up(self, error: FerryError, why: str = "") -> FerryError:
+        """``error`` with the budget's account (and ``why``) prefixed: same class and status; transient
+        only if the time budget was not spent (rule 5)."""
         spent = copy.copy(error)
         spent.args = (f"gave up after {self.total_failures} attempt{'s' if self.total_failures != 1 else ''} / "
-                      f"{time.monotonic() - self.began:.1f} s: {error}",)
+                      f"{time.monotonic() - self.began:.1f} s{f' ({why})' if why else ''}: {error}",)
         spent.__cause__ = error
         if self.elapsed >= self.policy.max_elapsed:
             spent.transient = False  # it outlasted the whole budget: report it, retry nothing above

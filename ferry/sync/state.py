@@ -59,6 +59,8 @@ class SyncRun:
     requests: dict[str, int] = field(default_factory=dict)
     #: The verdicts the run waits for: ``{"tag", "digest", "policy", "timeoutSeconds"}`` each.
     awaiting: list[dict[str, Any]] = field(default_factory=list)
+    #: Seconds the source registry asked to hold off; the run resumes after them (unfinished till then).
+    retry_after: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

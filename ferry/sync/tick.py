@@ -68,32 +68,65 @@ def run_sync(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run
     (nothing landed, nothing remembered) and ``SyncRun.awaiting`` lists the verdicts to wait for;
     :func:`finish_awaiting` takes them. Without it, ``pending`` is a rejection.
 
+    When the source registry says to hold off (a ``Retry-After`` longer than a request may wait,
+    or ``RateLimit-Remaining: 0``), the tick stops asking: the run is left unfinished with
+    ``retry_after`` seconds, and running it again under the same ``run_id`` resumes it (tags
+    judged already are unchanged then, and their outcomes in the record are kept).
+
     With an allow-list in ``env.egress``, every host the sync names is checked before the first
     connection (the definition may predate a narrower FERRY_ALLOWED_HOSTS)."""
     if env.egress is not None:
         sync.check_egress(env.egress)
-    record = SyncRun(run_id, started=_now(), dry_run=dry_run)
+    earlier = next((SyncRun.from_json(r) for r in state.runs() if r.get("run_id") == run_id), None)
+    record = SyncRun(run_id, started=earlier.started if earlier else _now(), dry_run=dry_run)
     env = dataclasses.replace(env, claims=MemoryClaimStore())  # the tick's credentials stay in memory
-    requests: Counter[str] = Counter()
+    requests: Counter[str] = Counter(earlier.requests if earlier else {})
     policies = policies_hash(sync.policies)
     source = source_endpoint(sync, env)
     callback = Callback(sync.name, run_id) if later_verdicts else None
     with ExitStack() as stack:
         client = registry_client(source, env, stack, 8)
-        tags = sync.tags.select(client.list_tags(sync.source_repository))
-        requests["tag list"] += 1
-        for tag in tags:
-            head = client.head_manifest(sync.source_repository, tag)
-            requests["HEAD"] += 1
-            record.tags.append(_one_tag(sync, state, env, source, tag, head, policies, run_id, callback, dry_run))
+        try:
+            tags = sync.tags.select(client.list_tags(sync.source_repository))
+            requests["tag list"] += 1
+            for tag in tags:
+                if client.hold_off:
+                    raise HeldOff(client.hold_off)
+                head = client.head_manifest(sync.source_repository, tag)
+                requests["HEAD"] += 1
+                record.tags.append(_one_tag(sync, state, env, source, tag, head, policies, run_id, callback,
+                                            dry_run))
+        except (FerryError, HeldOff) as exc:
+            if exc.retry_after is None:
+                raise
+            record.retry_after = exc.retry_after
+            log.warning("sync %s: the registry %s asked to hold off %.0f s (%s)", sync.name, sync.source_registry,
+                        exc.retry_after, exc)
         pending = [t for t in record.tags if t.status == "pending"]
-        if pending:  # an archive target: the changed tags go out together, in one incremental archive
+        if pending and record.retry_after is None:  # an archive target: the changed tags go out together
             export_changed(sync, state, env, source, pending, policies, run_id)
+    record.tags = _kept(earlier, record.tags)
     record.requests = dict(requests)
     record.awaiting = _awaited(sync, record.tags)
-    record.finished = None if record.awaiting else _now()
+    record.finished = None if record.awaiting or record.retry_after is not None else _now()
     state.add_run(record)
     return record
+
+
+class HeldOff(Exception):
+    """The registry said no requests are left for ``retry_after`` seconds (``RateLimit-Remaining: 0``)."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"RateLimit-Remaining: 0 for {retry_after:.0f} s")
+        self.retry_after: float | None = retry_after
+
+
+def _kept(earlier: SyncRun | None, outcomes: list[TagOutcome]) -> list[TagOutcome]:
+    """``outcomes`` of a resumed run, keeping what the earlier pass did with a tag now unchanged."""
+    before = {t.tag: t for t in earlier.tags} if earlier else {}
+    kept = [before[t.tag] if t.status == "unchanged" and t.tag in before else t for t in outcomes]
+    seen = {t.tag for t in kept}
+    return kept + [t for tag, t in before.items() if tag not in seen and t.status != "unchanged"]
 
 
 def _awaited(sync: SyncDefinition, tags: list[TagOutcome]) -> list[dict[str, Any]]:

@@ -539,7 +539,7 @@ def test_lost_commit_answer_of_a_monolithic_upload_is_not_resent(registry_b, pro
 
 
 @pytest.mark.fault
-def test_persistent_429_with_retry_after_60_gives_up_within_the_budget(fake_registry):
+def test_a_retry_after_longer_than_the_budget_ends_the_operation_at_once_saying_so(fake_registry):
     image, _ = image_with_layer(1000, 61)
     fake_registry.add_manifest("slow/img", image.media_type, image.raw, tags=["v1"])
     fake_registry.fail_next("/manifests/v1", 429, times=1000, headers={"Retry-After": "60"})
@@ -549,8 +549,22 @@ def test_persistent_429_with_retry_after_60_gives_up_within_the_budget(fake_regi
         error = within(30, lambda: client.get_manifest("slow/img", "v1"))
     elapsed = time.monotonic() - started
     assert isinstance(error, TransientRegistryError), error
-    assert "gave up after 2 attempts / 2." in str(error) and "429" in str(error)
-    assert 1.9 <= elapsed < 5, elapsed  # one wait, capped at what was left of the budget (not 60 s)
+    assert "gave up after 1 attempt / " in str(error) and "asked to wait 60 s" in str(error) and "429" in str(error)
+    assert (error.retry_after, error.transient) == (60, False)  # when to ask again; no blind retry above
+    assert elapsed < 1.5, elapsed  # no part of the 60 s was waited
+    assert fake_registry.count("/manifests/v1", "GET") == 1
+
+
+@pytest.mark.fault
+def test_a_retry_after_that_fits_is_waited_and_asked_again(fake_registry):
+    image, _ = image_with_layer(1000, 63)
+    fake_registry.add_manifest("slow/img2", image.media_type, image.raw, tags=["v1"])
+    fake_registry.fail_next("/manifests/v1", 429, times=1, headers={"Retry-After": "1"})
+    policy = RetryPolicy(attempts=5, base_delay=0.01, max_delay=0.02, max_elapsed=5.0)
+    started = time.monotonic()
+    with RegistryClient(fake_registry.host, retry=policy) as client:
+        assert client.get_manifest("slow/img2", "v1").raw == image.raw
+    assert 1.0 <= time.monotonic() - started < 4
     assert fake_registry.count("/manifests/v1", "GET") == 2
 
 

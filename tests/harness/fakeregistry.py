@@ -69,6 +69,8 @@ class FakeRegistry:
         self.tags: dict[tuple[str, str], str] = {}
         self.requests: Counter[str] = Counter()
         self._faults: list[Fault] = []
+        #: Headers added to every answer that is not an injected fault (e.g. RateLimit-Remaining).
+        self.extra_headers: dict[str, str] = {}
         self._truncations: dict[str, int] = {}
         self._lock = threading.Lock()
         self._server = LoopbackServer(_Handler, self)
@@ -222,7 +224,7 @@ class _Handler(QuietHandler):
             body = fault.body or json.dumps(_error("FAULT", f"injected {fault.status}")).encode()
             self.reply(fault.status, body, headers=fault.headers, head=head)
             return
-        api = {"Docker-Distribution-API-Version": "registry/2.0"}
+        api = {"Docker-Distribution-API-Version": "registry/2.0", **self.owner.extra_headers}
         if path in ("/v2", "/v2/"):
             self.reply_json(200, {}, headers=api)
             return

@@ -1,0 +1,101 @@
+"""A registry that says to hold off stops the tick at once, saying for how long, and the same run
+resumes later: a ``Retry-After`` longer than a request may wait (no part of it waited in-process),
+and ``RateLimit-Remaining: 0`` (no further request sent). Through the CLI (exit 75, resume with the
+same run id) and through the app's orchestration (a durable timer, then the same run resumed)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+import function_app
+from runner.client import LocalDurableClient
+from runner.replay import LocalOrchestrationRunner
+from tests.app.test_syncs_api import call
+from tests.harness import content as c
+from tests.helpers import run_ferry
+
+
+def serve(fake_registry, repository: str, tags: list[str], seed: int) -> c.Manifest:
+    image = c.oci_image([c.random_layer(2_000, seed)], env=["BACKGROUND_COLOR=Blue"], seed=seed)
+    for blob in image.all_blobs():
+        fake_registry.add_blob(blob.data)
+    fake_registry.add_manifest(repository, image.media_type, image.raw, tags=tags)
+    return image
+
+
+def definition(source: str, target: str, name: str) -> dict:
+    return {"name": name, "properties": {
+        "source": {"registryUri": source, "repository": "up/held"},
+        "tags": {"include": ["v.*"]},
+        "target": {"registryUri": target, "repository": f"base/{name}"},
+        "policies": [{"kind": "env", "name": "BACKGROUND_COLOR", "forbid": ["RED"]}]}}
+
+
+def test_a_long_retry_after_stops_the_tick_at_once_and_the_same_run_resumes(fake_registry, registry_b, tmp_path,
+                                                                            capsys):
+    image = serve(fake_registry, "up/held", ["v1"], 91)
+    sync_file = tmp_path / "held.json"
+    sync_file.write_text(json.dumps(definition(fake_registry.host, registry_b.host, "held1")))
+    fake_registry.fail_next("/tags/list", 429, times=1000, headers={"Retry-After": "900"})
+    started = time.monotonic()
+    held = run_ferry(capsys, "sync", str(sync_file), "--once", "--run-id", "20260101000000", "--json")
+    assert held.code == 75 and time.monotonic() - started < 5
+    assert "asked to hold off 900 s" in held.err and "--run-id 20260101000000" in held.err
+    record = held.json()
+    assert (record["retry_after"], record["finished"], record["tags"]) == (900, None, [])
+    assert fake_registry.count("/tags/list", "GET") == 1 and c.list_tags(registry_b.url, "base/held1") == []
+
+    fake_registry.clear_faults()
+    resumed = run_ferry(capsys, "sync", str(sync_file), "--once", "--run-id", "20260101000000", "--json")
+    assert resumed.code == 0, resumed.err
+    [tag] = resumed.json()["tags"]
+    assert tag["status"] == "promoted" and resumed.json()["finished"] and resumed.json()["retry_after"] is None
+    assert c.sha256_digest(c.get_manifest(registry_b.url, "base/held1", "v1")[1]) == image.digest
+    state = json.loads((tmp_path / "held.state.json").read_text())
+    assert [r["run_id"] for r in state["runs"]] == ["20260101000000"]  # one run, resumed, recorded once
+
+
+def test_rate_limit_remaining_zero_sends_no_further_request(fake_registry, registry_b, tmp_path, capsys):
+    serve(fake_registry, "up/held", ["v1", "v2", "v3"], 92)
+    sync_file = tmp_path / "held2.json"
+    sync_file.write_text(json.dumps(definition(fake_registry.host, registry_b.host, "held2")))
+    fake_registry.extra_headers = {"RateLimit-Remaining": "0;w=21600"}
+    held = run_ferry(capsys, "sync", str(sync_file), "--once", "--run-id", "20260101000001", "--json")
+    assert held.code == 75 and held.json()["retry_after"] == 21600
+    assert fake_registry.count("/manifests/", "HEAD") == 0  # the tag list said none are left: no HEAD sent
+    assert fake_registry.count("/manifests/", "GET") == 0 and c.list_tags(registry_b.url, "base/held2") == []
+
+
+@pytest.fixture
+def app(azurite, monkeypatch):
+    monkeypatch.setenv("AzureWebJobsStorage", azurite.connection_string("acct1"))
+    monkeypatch.setenv("FERRY_ALLOWED_HOSTS", "127.0.0.1")
+    monkeypatch.delenv("FERRY_CLAIMS_CONNECTION", raising=False)
+    with LocalOrchestrationRunner(function_app.app) as runner:
+        yield runner, LocalDurableClient(runner)
+
+
+def test_the_orchestration_holds_off_on_a_durable_timer_and_resumes_the_run(app, fake_registry, registry_b):
+    runner, client = app
+    name = "held3"
+    image = serve(fake_registry, "up/held", ["v1"], 93)
+    body = definition(fake_registry.host, registry_b.host, name)
+    assert call("sync_put", "PUT", f"syncs/{name}", body, params={"name": name}).status_code in (200, 201)
+    fake_registry.fail_next("/tags/list", 429, times=1, headers={"Retry-After": "3600"})
+    started = time.monotonic()
+    assert call("sync_run_start", "POST", f"syncs/{name}/run", client=client, params={"name": name}).status_code == 202
+    result = runner.wait(f"sync-{name}", 60)  # the runner fires the hour's timer early: nothing else can happen
+    assert result.status == "Completed", result.error
+    assert time.monotonic() - started < 30
+    [tag] = result.output["tags"]
+    assert tag["status"] == "promoted" and result.output["retry_after"] is None
+    steps = [s.get("step") for s in runner.get(f"sync-{name}").status_history if isinstance(s, dict)]
+    assert "holding off" in steps
+    held = next(s for s in runner.get(f"sync-{name}").status_history if s.get("step") == "holding off")
+    assert held["seconds"] == 3600
+    assert fake_registry.count("/tags/list", "GET") == 2
+    assert c.sha256_digest(c.get_manifest(registry_b.url, f"base/{name}", "v1")[1]) == image.digest
+    call("sync_delete", "DELETE", f"syncs/{name}", params={"name": name})
