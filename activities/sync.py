@@ -9,7 +9,7 @@ import azure.durable_functions as df
 from activities.results import job_environment, permanent_failures_as_results
 from ferry.errors import BlobNotFoundError
 from ferry.sync.definition import parse_sync
-from ferry.sync.stored import SYNCS, TableSyncState, secrets_claim, with_secrets
+from ferry.sync.stored import SYNCS, TableSyncState, resolved, secrets_claim, with_secrets
 from ferry.sync.tick import finish_awaiting, run_sync
 from ferry.transfer.store import ResourceStore
 
@@ -30,7 +30,7 @@ def sync_tick(payload: dict[str, Any]) -> dict[str, Any]:
             secrets = env.claims.get_json(secrets_claim(name))
         except BlobNotFoundError:
             secrets = None
-        sync = parse_sync(name, with_secrets(store.get(SYNCS, name).body, secrets))
+        sync = resolved(parse_sync(name, with_secrets(store.get(SYNCS, name).body, secrets)), store)
         state, run_id = TableSyncState(store, name), str(payload["runId"])
         if "verdicts" in payload:
             return finish_awaiting(sync, state, env, run_id=run_id, verdicts=list(payload["verdicts"])).to_json()

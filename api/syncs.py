@@ -36,7 +36,16 @@ from ferry.errors import ConflictError, UsageError
 from ferry.jobs.endpoints import JobEnvironment
 from ferry.settings import SYNC_TICK
 from ferry.sync.definition import parse_sync
-from ferry.sync.stored import STATE, SYNCS, TableSyncState, is_due, last_started, secrets_claim, split_secrets
+from ferry.sync.stored import (
+    STATE,
+    SYNCS,
+    TableSyncState,
+    is_due,
+    last_started,
+    resolved,
+    secrets_claim,
+    split_secrets,
+)
 from ferry.sync.tick import rollback
 from ferry.transfer.models import arm_resource
 from ferry.transfer.store import Record
@@ -55,11 +64,11 @@ def _view(record: Record) -> dict[str, Any]:
 async def _put(req: func.HttpRequest) -> func.HttpResponse:
     name, body, current = route_name(req), request_body(req), settings()
     sync = parse_sync(name, body)
-    sync.check_egress(EgressPolicy.from_settings(current))
+    store = resource_store(current)
+    (await off_loop(resolved, sync, store)).check_egress(EgressPolicy.from_settings(current))
     public, secrets = split_secrets(body if isinstance(body, dict) else {})
     if secrets["source"] and isinstance(secrets["source"], dict):
         secrets["source"]["registry"] = sync.source_registry  # bound to the registry it was given for
-    store = resource_store(current)
     existed = await off_loop(store.find, SYNCS, name) is not None
     if secrets["source"] or any(secrets["webhooks"]) or secrets["eventGrid"]:
         await off_loop(put_claim, secrets_claim(name), secrets)

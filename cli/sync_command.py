@@ -2,7 +2,8 @@
 
 The sync definition is the API's JSON (``{"name", "properties": {...}}``, see
 :mod:`ferry.sync.definition`); what the sync remembers between ticks (last digests and verdicts,
-past runs) is kept in ``--state`` (default ``SYNC.state.json`` beside the file). ``--dry-run``
+past runs) is kept in ``--state`` (default ``SYNC.state.json`` beside the file). A sync whose
+target is ``{"exportPipeline": NAME}`` reads that pipeline from ``--pipelines DIR`` (as ``ferry run``). ``--dry-run``
 reports what would be copied, gated and promoted and moves nothing. ``--rollback TAG --to UNIQUE``
 points a stable tag back at an earlier promotion. Scheduling is the Functions app's timer (or
 cron around ``--once``).
@@ -19,10 +20,12 @@ from typing import Any
 
 from cli.locations import cli_environment
 from cli.output import print_json
+from cli.run_command import find_pipeline
 from ferry.errors import UsageError
 from ferry.sync.definition import SyncDefinition, parse_sync
 from ferry.sync.state import FileSyncState
 from ferry.sync.tick import rollback, run_sync
+from ferry.transfer.models import parse_export_pipeline
 
 EX_TEMPFAIL = 75  # sysexits.h: a temporary failure; the same command may succeed later
 
@@ -34,6 +37,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--once", action="store_true", help="run one tick now (the only mode here)")
     parser.add_argument("--dry-run", action="store_true", help="report what would be synced; move nothing")
     parser.add_argument("--state", metavar="FILE", help="what the sync remembers (default SYNC.state.json)")
+    parser.add_argument("--pipelines", metavar="DIR",
+                        help="where the export pipeline a sync targets is (NAME.json or exportPipelines/NAME.json)")
     parser.add_argument("--run-id", help="the run's id (default: the UTC time, YYYYMMDDHHMMSS)")
     parser.add_argument("--rollback", metavar="TAG", help="point TAG back at an earlier promotion (with --to)")
     parser.add_argument("--to", metavar="UNIQUE_TAG", help="the promotion to roll back to")
@@ -54,9 +59,19 @@ def load(path: Path) -> SyncDefinition:
     return parse_sync(given if isinstance(given, str) else path.stem, body)
 
 
+def with_pipeline(sync: SyncDefinition, directory: str | None) -> SyncDefinition:
+    """``sync`` with the container of the export pipeline it targets, read from ``directory``."""
+    if sync.export_pipeline is None:
+        return sync
+    if directory is None:
+        raise UsageError(f"sync {sync.name} targets export pipeline {sync.export_pipeline!r}: give --pipelines DIR")
+    _, body = find_pipeline(Path(directory), sync.export_pipeline, "export")
+    return sync.through(parse_export_pipeline(sync.export_pipeline, body).target)
+
+
 def run(args: argparse.Namespace) -> int:
     path = Path(args.sync_file)
-    sync = load(path)
+    sync = with_pipeline(load(path), args.pipelines)
     env = cli_environment(args)
     if args.rollback or args.to:
         if not (args.rollback and args.to):

@@ -7,7 +7,8 @@ path, as the pipelines' do)::
        "source": {"registryUri": "docker.io", "repository": "library/node", "credentials": {...}?},
        "tags": {"include": ["15-alpine"], "semver": ">=15 <16", "exclude": [".*-rc.*"], "latest": 3}?,
        "target": {"registryUri": "myreg.azurecr.io", "repository": "base/node"}
-               | {"archive": {"uri": CONTAINER_URL, "storageAccessMode": ..., "keyVaultUri"?}},
+               | {"archive": {"uri": CONTAINER_URL, "storageAccessMode": ..., "keyVaultUri"?}}
+               | {"exportPipeline": NAME | ".../registries/R/exportPipelines/NAME"},
        "staging": {"repository": "staging/node"}?,
        "policies": [{"name": "no-red", "kind": "env", ...}]?,
        "promotion": {"uniqueTagFormat": "{tag}-{runId}"}?,
@@ -15,6 +16,10 @@ path, as the pipelines' do)::
                          "eventGrid": {"topicEndpoint": "https://T.REGION.eventgrid.azure.net/api/events",
                                        "key": "..."?}}?,
        "schedule": "0 */15 * * * *"?, "enabled": true?}}
+
+A target ``exportPipeline`` is a scheduled incremental transfer into that pipeline's target
+container, read when each tick runs (:meth:`SyncDefinition.through` gives the resolved sync), so
+a pipeline moved to another container is followed.
 
 Changed content lands in ``staging`` (default: the target repository itself, untagged) and is gated
 there; promotion then writes ``uniqueTagFormat`` first and the stable tag second, both to the digest
@@ -26,7 +31,7 @@ May be imported by ``ferry/sync`` and the faces.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ferry.egress import EgressPolicy
@@ -44,7 +49,7 @@ from ferry.transfer.fields import (
     string,
     validate_name,
 )
-from ferry.transfer.models import StorageLocation
+from ferry.transfer.models import StorageLocation, parse_pipeline_resource_id
 
 DEFAULT_UNIQUE_TAG = "{tag}-{runId}"
 _NCRONTAB = re.compile(r"\S+( \S+){5}")
@@ -83,6 +88,8 @@ class SyncDefinition:
     #: A scheduled incremental transfer: changed tags are exported to an archive in this container
     #: (``<sync>-<runId>.tar``), leaving out the blobs the previous tick's archive carried.
     archive: StorageLocation | None = None
+    #: The export pipeline whose target container is ``archive`` (resolved per tick by the face).
+    export_pipeline: str | None = None
     schedule: str | None = None
     enabled: bool = True
     source_credentials: Credentials | None = field(default=None, repr=False)
@@ -98,6 +105,15 @@ class SyncDefinition:
                 and len(candidate) > len(head) + len(tail))
 
     @property
+    def exports(self) -> bool:
+        """Whether the target is an archive (inline, or an export pipeline's container)."""
+        return self.archive is not None or self.export_pipeline is not None
+
+    def through(self, container: StorageLocation) -> SyncDefinition:
+        """This sync with its export pipeline resolved to that pipeline's target ``container``."""
+        return replace(self, archive=container)
+
+    @property
     def landing_repository(self) -> str:
         """Where changed content is copied and gated before promotion."""
         return self.staging_repository or self.target_repository
@@ -108,8 +124,9 @@ class SyncDefinition:
         the Event Grid topic and external validators."""
         policy.check_host(endpoint_for(self.source_registry), "properties.source.registryUri")
         if self.archive is not None:
-            self.archive.check_egress(policy, "properties.target.archive")
-        else:
+            self.archive.check_egress(policy, "properties.target.exportPipeline" if self.export_pipeline
+                                      else "properties.target.archive")
+        elif self.export_pipeline is None:
             policy.check_host(endpoint_for(self.target_registry), "properties.target.registryUri")
         for i, hook in enumerate(self.webhooks):
             policy.check_url(hook.uri, f"properties.notifications.webhooks[{i}].uri")
@@ -167,6 +184,16 @@ def _event_grid(value: Any) -> EventGridTopic | None:
     return EventGridTopic(endpoint, string(topic.get("key"), f"{path}.key", required=False))
 
 
+def _export_pipeline(target: dict[str, Any]) -> str | None:
+    path = "properties.target.exportPipeline"
+    if "exportPipeline" not in target:
+        return None
+    ref = parse_pipeline_resource_id(target["exportPipeline"], path)
+    if ref.kind == "import":
+        raise bad(path, "must name an export pipeline (.../exportPipelines/NAME, or a bare name)")
+    return ref.name
+
+
 def parse_sync(name: str, body: Any) -> SyncDefinition:
     """A SyncDefinition from its JSON; UsageError naming the JSON path of a bad field."""
     validate_name(name)
@@ -182,14 +209,22 @@ def parse_sync(name: str, body: Any) -> SyncDefinition:
         raise bad("properties.enabled", "must be true or false")
     source_repository = _repository(source.get("repository"), "properties.source.repository")
     archive = StorageLocation.parse(target["archive"], "properties.target.archive") if "archive" in target else None
+    pipeline = _export_pipeline(target)
+    if archive or pipeline:
+        extra = sorted(set(target) - {"archive" if archive else "exportPipeline"})
+        if extra:
+            raise bad("properties.target", f"{'archive' if archive else 'exportPipeline'} is a target of its own; "
+                                           f"drop {', '.join(extra)}")
     return SyncDefinition(
         name=name,
         source_registry=registry_host(source.get("registryUri"), "properties.source.registryUri"),
         source_repository=source_repository,
-        target_registry="" if archive else registry_host(target.get("registryUri"), "properties.target.registryUri"),
-        target_repository=source_repository if archive else _repository(target.get("repository"),
-                                                                        "properties.target.repository"),
+        target_registry="" if archive or pipeline else registry_host(target.get("registryUri"),
+                                                                     "properties.target.registryUri"),
+        target_repository=source_repository if archive or pipeline else _repository(
+            target.get("repository"), "properties.target.repository"),
         archive=archive,
+        export_pipeline=pipeline,
         tags=TagFilter.from_json(props.get("tags") or {}, "properties.tags"),
         staging_repository=(_repository(staging["repository"], "properties.staging.repository")
                             if staging.get("repository") is not None else None),

@@ -7,6 +7,7 @@ claim, the state in Table storage, and when a sync's own schedule is due.
 * :class:`TableSyncState` is :class:`~ferry.sync.state.SyncState` on the ``syncState`` table: one
   record per sync (tags and the last runs, newest first).
 * :func:`is_due`: whether an NCRONTAB schedule (seconds first) fired since a sync last started.
+* :func:`resolved`: a sync whose target is an export pipeline, with that pipeline's container.
 
 May be imported by the faces.
 """
@@ -19,7 +20,10 @@ from datetime import datetime
 from typing import Any
 
 from ferry.errors import NotFoundError
+from ferry.sync.definition import SyncDefinition
 from ferry.sync.state import SyncRun, TagState, with_run
+from ferry.transfer.fields import bad
+from ferry.transfer.models import ExportPipeline, parse_export_pipeline
 from ferry.transfer.store import Record, ResourceStore
 
 SYNCS = "syncs"
@@ -116,3 +120,14 @@ def is_due(schedule: str | None, last: datetime | None, now: datetime) -> bool:
     seconds, *rest = schedule.split()
     previous = croniter(" ".join([*rest, seconds]), now).get_prev(datetime)
     return last is None or previous > last
+
+
+def resolved(sync: SyncDefinition, store: ResourceStore) -> SyncDefinition:
+    """``sync`` with the target container of the export pipeline it names, as stored now; UsageError
+    naming ``properties.target.exportPipeline`` when there is no such pipeline."""
+    if sync.export_pipeline is None:
+        return sync
+    record = store.find(ExportPipeline.collection, sync.export_pipeline)
+    if record is None:
+        raise bad("properties.target.exportPipeline", f"no export pipeline named {sync.export_pipeline!r}")
+    return sync.through(parse_export_pipeline(record.name, record.body).target)

@@ -75,6 +75,9 @@ def run_sync(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run
 
     With an allow-list in ``env.egress``, every host the sync names is checked before the first
     connection (the definition may predate a narrower FERRY_ALLOWED_HOSTS)."""
+    if sync.export_pipeline is not None and sync.archive is None:
+        raise UsageError(f"sync {sync.name}: export pipeline {sync.export_pipeline!r} is not resolved to its "
+                         "container (SyncDefinition.through)")
     if env.egress is not None:
         sync.check_egress(env.egress)
     earlier = next((SyncRun.from_json(r) for r in state.runs() if r.get("run_id") == run_id), None)

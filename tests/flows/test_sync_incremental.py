@@ -55,3 +55,30 @@ def test_two_ticks_carry_only_what_is_new(registry, registry_b, azurite, tmp_pat
         assert imported.code == 0, imported.out + imported.err
     assert skopeo_raw(registry_b.host, "app/service", "1.0.0") == v1.raw
     assert skopeo_raw(registry_b.host, "app/service", "1.1.0") == v2.raw
+
+
+def test_a_sync_into_an_export_pipeline_reads_it_from_pipelines_dir(registry, azurite, tmp_path, capsys,
+                                                                    monkeypatch):
+    container = f"incr-{uuid.uuid4().hex[:8]}"
+    BlobServiceClient.from_connection_string(azurite.connection_string("acct1")).create_container(container)
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string("acct1"))
+    url = f"{azurite.blob_endpoint('acct1')}/{container}"
+    image = c.oci_image([c.random_layer(20_000, 9011)], env=["BACKGROUND_COLOR=Blue"], seed=3)
+    c.push(registry.url, "app/piped", image, tag="1.0.0")
+    (tmp_path / "exportPipelines").mkdir()
+    (tmp_path / "exportPipelines" / "outbox.json").write_text(json.dumps({"properties": {
+        "source": {"registryUri": registry.host},
+        "target": {"type": "AzureStorageBlobContainer", "uri": url, "storageAccessMode": "ConnectionString"}}}))
+    sync_file = tmp_path / "piped.json"
+    sync_file.write_text(json.dumps({"name": "piped-sync", "properties": {
+        "source": {"registryUri": registry.host, "repository": "app/piped"},
+        "tags": {"semver": ">=1.0.0"}, "target": {"exportPipeline": "outbox"}}}))
+    missing = run_ferry(capsys, "sync", str(sync_file), "--once")
+    assert missing.code == 2 and "targets export pipeline 'outbox': give --pipelines DIR" in missing.err
+    unknown = run_ferry(capsys, "sync", str(sync_file), "--once", "--pipelines", str(tmp_path / "nowhere"))
+    assert unknown.code != 0 and "pipeline 'outbox' is not in" in unknown.err
+    done = run_ferry(capsys, "sync", str(sync_file), "--once", "--run-id", "p1", "--pipelines", str(tmp_path), "--json")
+    assert done.code == 0, done.err
+    assert [t["promoted"] for t in done.json()["tags"]] == [[f"{url}/piped-sync-p1.tar"]]
+    [artifact] = run_ferry(capsys, "inspect", f"{url}/piped-sync-p1.tar", "--json").json()["artifacts"]
+    assert (artifact["name"], artifact["digest"]) == ("app/piped:1.0.0", image.digest)
