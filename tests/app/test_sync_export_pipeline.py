@@ -20,9 +20,9 @@ from tests.harness import content as c
 from tests.helpers import run_ferry, skopeo_raw
 
 
-def put_export_pipeline(name: str, env, registry) -> None:
+def put_export_pipeline(name: str, landing, registry) -> None:
     body = {"properties": {"source": {"registryUri": registry.host},
-                           "target": {"type": "AzureStorageBlobContainer", "uri": env.url,
+                           "target": {"type": "AzureStorageBlobContainer", "uri": landing.url,
                                       "storageAccessMode": "ConnectionString"}}}
     req = func.HttpRequest(method="PUT", url=f"http://localhost/api/exportPipelines/{name}",
                            body=json.dumps(body).encode(), route_params={"name": name})
