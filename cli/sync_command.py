@@ -1,4 +1,5 @@
-"""``ferry sync SYNC.json --once``: one tick of a scheduled, gated sync, here and now.
+"""``ferry sync SYNC.json --once``: one tick of a scheduled, gated sync, here and now, through the
+app's own ``sync_run`` orchestration on the local runner.
 
 The sync definition is the API's JSON (``{"name", "properties": {...}}``, see
 :mod:`ferry.sync.definition`); what the sync remembers between ticks (last digests and verdicts,
@@ -14,20 +15,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cli.locations import cli_environment
 from cli.output import print_json
 from cli.run_command import find_pipeline
-from ferry.errors import UsageError
+from ferry.errors import FerryError, UsageError
+from ferry.jobs.endpoints import JobEnvironment
 from ferry.sync.definition import SyncDefinition, parse_sync
-from ferry.sync.state import FileSyncState
+from ferry.sync.state import FileSyncState, SyncRun, SyncState
 from ferry.sync.tick import rollback, run_sync
 from ferry.transfer.models import parse_export_pipeline
 
 EX_TEMPFAIL = 75  # sysexits.h: a temporary failure; the same command may succeed later
+MAX_HOLDS = 5  # as the app's orchestration
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -40,6 +42,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--pipelines", metavar="DIR",
                         help="where the export pipeline a sync targets is (NAME.json or exportPipelines/NAME.json)")
     parser.add_argument("--run-id", help="the run's id (default: the UTC time, YYYYMMDDHHMMSS)")
+    parser.add_argument("--wait-on-limits", action="store_true",
+                        help="when the registry asks to hold off, wait and resume (at most 5 times) instead of "
+                             "exiting 75")
     parser.add_argument("--rollback", metavar="TAG", help="point TAG back at an earlier promotion (with --to)")
     parser.add_argument("--to", metavar="UNIQUE_TAG", help="the promotion to roll back to")
     parser.add_argument("--insecure", action="append", default=[], metavar="HOST",
@@ -69,6 +74,37 @@ def with_pipeline(sync: SyncDefinition, directory: str | None) -> SyncDefinition
     return sync.through(parse_export_pipeline(sync.export_pipeline, body).target)
 
 
+def tick_on_runner(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run_id: str | None,
+                   dry_run: bool, wait_on_limits: bool) -> SyncRun:
+    """One tick through the app's ``sync_run`` orchestration on the local runner (the real replay
+    engine), with this process's ``sync_tick``: the definition, its credentials and the state file
+    never enter the orchestration's history. Holds are waited in real time with ``wait_on_limits``,
+    else none (the record keeps ``retry_after``). A tick's error is raised as itself (its exit code)."""
+    from orchestrations.sync import sync_instance_id, sync_run
+    from runner import LocalOrchestrationRunner
+
+    failures: list[FerryError] = []
+
+    def sync_tick(payload: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return run_sync(sync, state, env, run_id=run_id or str(payload["runId"]),
+                            dry_run=bool(payload.get("dryRun"))).to_json()
+        except FerryError as exc:
+            failures.append(exc)
+            return {"error": str(exc)}
+
+    with LocalOrchestrationRunner(orchestrators=[sync_run], activities={"sync_tick": sync_tick},
+                                  real_time=wait_on_limits) as runner:
+        result = runner.run(sync_run, {"name": sync.name, "dryRun": dry_run,
+                                       "maxHolds": MAX_HOLDS if wait_on_limits else 0},
+                            instance_id=sync_instance_id(sync.name))
+    if failures:
+        raise failures[-1]
+    if result.status != "Completed" or not isinstance(result.output, dict):
+        raise FerryError(f"sync {sync.name}: the orchestration ended {result.status}: {result.error}")
+    return SyncRun.from_json(result.output)
+
+
 def run(args: argparse.Namespace) -> int:
     path = Path(args.sync_file)
     sync = with_pipeline(load(path), args.pipelines)
@@ -82,8 +118,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.once:
         raise UsageError("give --once: a tick runs now; scheduling is the Functions app's timer (or cron)")
     state = FileSyncState(args.state or path.with_suffix(".state.json"))
-    run_id = args.run_id or datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-    record = run_sync(sync, state, env, run_id=run_id, dry_run=args.dry_run)
+    record = tick_on_runner(sync, state, env, run_id=args.run_id, dry_run=args.dry_run,
+                            wait_on_limits=args.wait_on_limits)
     if args.json:
         print_json(record.to_json())
     else:

@@ -1,7 +1,7 @@
 """``sync_run``: one tick of a sync, started by hand (``POST /api/syncs/{name}/run``) or by the
 timer, as a singleton (instance id ``sync-<name>``; host.json refuses a duplicate start).
 
-Input ``{"name", "dryRun"}``; output the run record, or ``{"error"}``. The run id is the tick's
+Input ``{"name", "dryRun", "maxHolds"?}``; output the run record, or ``{"error"}``. The run id is the tick's
 UTC time (``YYYYMMDDHHMMSS``, from the orchestration clock, so replay is deterministic).
 
 When the source registry asks to hold off (``Retry-After`` past a request's budget, or
@@ -51,7 +51,8 @@ def sync_run(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dic
     context.set_custom_status(status("sync", 0, step="tick", run=run_id))
     tick = {"name": spec["name"], "runId": run_id, "dryRun": bool(spec.get("dryRun"))}
     result = yield context.call_activity_with_retry("sync_tick", RETRY, tick)
-    for _ in range(MAX_HOLDS):  # the registry asked to hold off: a durable timer, then resume the run
+    holds = max(0, min(int(spec.get("maxHolds", MAX_HOLDS)), MAX_HOLDS))
+    for _ in range(holds):  # the registry asked to hold off: a durable timer, then resume the run
         wait = result.get("retry_after")
         if wait is None or "error" in result:
             break

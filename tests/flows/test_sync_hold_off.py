@@ -99,3 +99,21 @@ def test_the_orchestration_holds_off_on_a_durable_timer_and_resumes_the_run(app,
     assert fake_registry.count("/tags/list", "GET") == 2
     assert c.sha256_digest(c.get_manifest(registry_b.url, f"base/{name}", "v1")[1]) == image.digest
     call("sync_delete", "DELETE", f"syncs/{name}", params={"name": name})
+
+
+def test_ferry_sync_waits_on_limits_through_the_orchestration_and_resumes(fake_registry, registry_b, tmp_path,
+                                                                         capsys):
+    image = serve(fake_registry, "up/held", ["v1"], 94)
+    sync_file = tmp_path / "held4.json"
+    sync_file.write_text(json.dumps(definition(fake_registry.host, registry_b.host, "held4")))
+    fake_registry.fail_next("/tags/list", 200, times=1, body=json.dumps({"name": "up/held", "tags": ["v1"]}).encode(),
+                            headers={"Content-Type": "application/json", "RateLimit-Remaining": "0",
+                                     "RateLimit-Reset": "1"})
+    started = time.monotonic()
+    done = run_ferry(capsys, "sync", str(sync_file), "--once", "--wait-on-limits", "--json")
+    assert done.code == 0, done.err
+    assert time.monotonic() - started >= 1.0  # the hold was waited, on the orchestration's timer
+    [tag] = done.json()["tags"]
+    assert tag["status"] == "promoted" and done.json()["retry_after"] is None
+    assert fake_registry.count("/tags/list", "GET") == 2 and fake_registry.count("/manifests/v1", "HEAD") == 1
+    assert c.sha256_digest(c.get_manifest(registry_b.url, "base/held4", "v1")[1]) == image.digest
