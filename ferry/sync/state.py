@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,6 +21,10 @@ from ferry.errors import UsageError
 from ferry.files import replace_file
 
 MAX_RUNS = 100
+#: Upstream tags one tick looks at (the filter chain's first ones); more are left out, saying so.
+MAX_TAGS = 1000
+#: Reasons kept per tag, and their length, in what a sync remembers.
+MAX_REASONS, MAX_REASON_CHARS = 3, 300
 
 
 @dataclass
@@ -61,6 +66,8 @@ class SyncRun:
     awaiting: list[dict[str, Any]] = field(default_factory=list)
     #: Seconds the source registry asked to hold off; the run resumes after them (unfinished till then).
     retry_after: float | None = None
+    #: What the run left out, and why (more tags selected than one tick looks at, outcomes not kept).
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -75,10 +82,19 @@ class SyncRun:
         return run
 
 
+def stored_run(run: SyncRun) -> dict[str, Any]:
+    """What is kept of ``run``: every tag that changed, and only the count of the unchanged ones (a
+    tick over thousands of unchanged tags stays a small record)."""
+    data = run.to_json()
+    data["tags"] = [t for t in data["tags"] if t["status"] != "unchanged"]
+    data["unchanged"] = len(run.tags) - len(data["tags"])
+    return data
+
+
 def with_run(runs: list[dict[str, Any]], run: SyncRun, limit: int) -> list[dict[str, Any]]:
     """``runs`` (newest first) with ``run`` recorded: in its place when it is there already (a run
     finished after waiting for verdicts), else first; at most ``limit``."""
-    recorded = run.to_json()
+    recorded = stored_run(run)
     if any(r.get("run_id") == run.run_id for r in runs):
         return [recorded if r.get("run_id") == run.run_id else r for r in runs][:limit]
     return [recorded, *runs][:limit]
@@ -101,8 +117,79 @@ class SyncState(Protocol):
 
     def set_last_archive(self, url: str) -> None: ...
 
+    def keep_only(self, tags: Collection[str]) -> None:
+        """Forget every tag not in ``tags`` (the ones this tick selected)."""
+        ...
 
-class FileSyncState:
+
+def fit(body: dict[str, Any], max_chars: int) -> dict[str, Any]:
+    """``body`` within ``max_chars`` of JSON: the oldest runs dropped first, then the newest run's tag
+    outcomes cut, saying how many. The tags themselves are bounded by :data:`MAX_TAGS`."""
+    def size() -> int:
+        return len(json.dumps(body, separators=(",", ":")))
+
+    while size() > max_chars and len(body["runs"]) > 1:
+        body["runs"].pop()
+    if size() > max_chars and body["runs"]:
+        newest = body["runs"][0] = dict(body["runs"][0])
+        outcomes = list(newest["tags"])
+        while outcomes and size() > max_chars:
+            outcomes = outcomes[: len(outcomes) // 2]
+            newest["tags"] = outcomes
+            newest["notes"] = [*newest.get("notes", []), f"{len(outcomes)} tag outcome(s) kept of more"][-3:]
+    return body
+
+
+class StoredSyncState:
+    """A sync's state as one JSON body (``tags``, ``runs`` newest first, ``lastArchive``), written whole
+    after every change by :meth:`_write`, within ``max_chars``."""
+
+    max_runs = MAX_RUNS
+    max_chars = 8_000_000
+
+    def __init__(self, data: dict[str, Any] | None) -> None:
+        data = data or {}
+        self._body: dict[str, Any] = {"tags": dict(data.get("tags") or {}), "runs": list(data.get("runs") or []),
+                                      "lastArchive": data.get("lastArchive")}
+
+    def tag(self, tag: str) -> TagState | None:
+        found = self._body["tags"].get(tag)
+        return TagState(**found) if isinstance(found, dict) else None
+
+    def set_tag(self, tag: str, state: TagState) -> None:
+        reasons = [reason[:MAX_REASON_CHARS] for reason in state.reasons[:MAX_REASONS]]
+        self._body["tags"][tag] = dataclasses.asdict(dataclasses.replace(state, reasons=reasons))
+        self._save()
+
+    def add_run(self, run: SyncRun) -> None:
+        self._body["runs"] = with_run(self._body["runs"], run, self.max_runs)
+        self._save()
+
+    def runs(self) -> list[dict[str, Any]]:
+        return list(self._body["runs"])
+
+    def last_archive(self) -> str | None:
+        found = self._body.get("lastArchive")
+        return str(found) if found else None
+
+    def set_last_archive(self, url: str) -> None:
+        self._body["lastArchive"] = url
+        self._save()
+
+    def keep_only(self, tags: Collection[str]) -> None:
+        keep = set(tags)
+        if set(self._body["tags"]) - keep:
+            self._body["tags"] = {t: v for t, v in self._body["tags"].items() if t in keep}
+            self._save()
+
+    def _save(self) -> None:
+        self._write(fit(self._body, self.max_chars))
+
+    def _write(self, body: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+class FileSyncState(StoredSyncState):
     """A sync's state in one JSON file, written whole under a temporary name and renamed."""
 
     def __init__(self, path: str | Path) -> None:
@@ -111,32 +198,7 @@ class FileSyncState:
             data = json.loads(self.path.read_text()) if self.path.exists() else {}
         except (OSError, ValueError) as exc:
             raise UsageError(f"sync state {self.path} is not readable JSON: {exc}") from exc
-        self._tags: dict[str, Any] = dict(data.get("tags") or {})
-        self._runs: list[dict[str, Any]] = list(data.get("runs") or [])
-        self._archive: str | None = data.get("lastArchive")
+        super().__init__(data if isinstance(data, dict) else None)
 
-    def tag(self, tag: str) -> TagState | None:
-        found = self._tags.get(tag)
-        return TagState(**found) if isinstance(found, dict) else None
-
-    def set_tag(self, tag: str, state: TagState) -> None:
-        self._tags[tag] = dataclasses.asdict(state)
-        self._save()
-
-    def add_run(self, run: SyncRun) -> None:
-        self._runs = with_run(self._runs, run, MAX_RUNS)
-        self._save()
-
-    def runs(self) -> list[dict[str, Any]]:
-        return list(self._runs)
-
-    def last_archive(self) -> str | None:
-        return self._archive
-
-    def set_last_archive(self, url: str) -> None:
-        self._archive = url
-        self._save()
-
-    def _save(self) -> None:
-        replace_file(self.path, json.dumps({"tags": self._tags, "runs": self._runs, "lastArchive": self._archive},
-                                           indent=1).encode())
+    def _write(self, body: dict[str, Any]) -> None:
+        replace_file(self.path, json.dumps(body, indent=1).encode())

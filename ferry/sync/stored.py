@@ -15,21 +15,22 @@ May be imported by the faces.
 from __future__ import annotations
 
 import copy
-import dataclasses
 from datetime import datetime
 from typing import Any
 
-from ferry.errors import NotFoundError
+from ferry.errors import ConflictError, NotFoundError
 from ferry.sync.definition import SyncDefinition
-from ferry.sync.state import SyncRun, TagState, with_run
+from ferry.sync.state import StoredSyncState
 from ferry.transfer.fields import bad
 from ferry.transfer.models import ExportPipeline, parse_export_pipeline
 from ferry.transfer.store import Record, ResourceStore
 
 SYNCS = "syncs"
 STATE = "syncState"
-#: Runs kept per sync in the table (an entity holds at most about 900 KB of JSON).
+#: Runs kept per sync in the table, and the JSON characters of its record (the store splits a body
+#: into at most 15 properties of 30,000 characters).
 MAX_TABLE_RUNS = 20
+MAX_STATE_CHARS = 400_000
 
 
 def secrets_claim(name: str) -> str:
@@ -66,40 +67,27 @@ def with_secrets(public: dict[str, Any], secrets: dict[str, Any] | None) -> dict
     return body
 
 
-class TableSyncState:
-    """A sync's state in one ``syncState`` record; a sync runs as a singleton, so one writer."""
+class TableSyncState(StoredSyncState):
+    """A sync's state in one ``syncState`` record, written only over the version it read (its ETag):
+    a tick never brings back the state of a sync deleted under it, nor overwrites another writer's."""
+
+    max_runs = MAX_TABLE_RUNS
+    max_chars = MAX_STATE_CHARS
 
     def __init__(self, store: ResourceStore, name: str) -> None:
         self.store = store
         self.name = name
         found = store.find(STATE, name)
-        self._body: dict[str, Any] = found.body if found else {"tags": {}, "runs": []}
+        self._etag = found.etag if found else None
+        super().__init__(found.body if found else None)
 
-    def tag(self, tag: str) -> TagState | None:
-        found = self._body["tags"].get(tag)
-        return TagState(**found) if isinstance(found, dict) else None
-
-    def set_tag(self, tag: str, state: TagState) -> None:
-        self._body["tags"][tag] = dataclasses.asdict(state)
-        self._save()
-
-    def add_run(self, run: SyncRun) -> None:
-        self._body["runs"] = with_run(self._body["runs"], run, MAX_TABLE_RUNS)
-        self._save()
-
-    def runs(self) -> list[dict[str, Any]]:
-        return list(self._body["runs"])
-
-    def last_archive(self) -> str | None:
-        found = self._body.get("lastArchive")
-        return str(found) if found else None
-
-    def set_last_archive(self, url: str) -> None:
-        self._body["lastArchive"] = url
-        self._save()
-
-    def _save(self) -> None:
-        self.store.put(STATE, Record(self.name, self._body))
+    def _write(self, body: dict[str, Any]) -> None:
+        try:
+            record = self.store.put(STATE, Record(self.name, body), etag=self._etag, create=self._etag is None)
+        except (ConflictError, NotFoundError) as exc:
+            raise ConflictError(f"syncs/{self.name}: its state changed while this tick ran (the sync deleted or "
+                                "ticked elsewhere); nothing more is written") from exc
+        self._etag = record.etag
 
 
 def last_started(store: ResourceStore, name: str) -> str | None:

@@ -36,7 +36,7 @@ from ferry.sync.definition import SyncDefinition
 from ferry.sync.incremental import export_changed
 from ferry.sync.notify import Candidate, deliver, image_event, publish
 from ferry.sync.policies import ExternalPolicy, PolicyGate, policies_hash
-from ferry.sync.state import SyncRun, SyncState, TagOutcome, TagState
+from ferry.sync.state import MAX_TAGS, SyncRun, SyncState, TagOutcome, TagState
 from ferry.sync.validator import Answer, Callback
 from ferry.transports.base import Source
 
@@ -92,6 +92,10 @@ def run_sync(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run
         try:
             tags = sync.tags.select(client.list_tags(sync.source_repository))
             requests["tag list"] += 1
+            if len(tags) > MAX_TAGS:
+                record.notes.append(f"{len(tags)} tags selected; this tick looked at the first {MAX_TAGS} "
+                                    "(narrow the filter, e.g. with 'latest')")
+                tags = tags[:MAX_TAGS]
             for tag in tags:
                 if client.hold_off:
                     raise HeldOff(client.hold_off)
@@ -108,6 +112,8 @@ def run_sync(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run
         pending = [t for t in record.tags if t.status == "pending"]
         if pending and record.retry_after is None:  # an archive target: the changed tags go out together
             export_changed(sync, state, env, source, pending, policies, run_id)
+    if record.retry_after is None and not dry_run:
+        state.keep_only([t.tag for t in record.tags])  # a tag no longer selected is judged afresh if it returns
     record.tags = _kept(earlier, record.tags)
     record.requests = dict(requests)
     record.awaiting = _awaited(sync, record.tags)

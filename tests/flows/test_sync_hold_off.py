@@ -117,3 +117,26 @@ def test_ferry_sync_waits_on_limits_through_the_orchestration_and_resumes(fake_r
     assert tag["status"] == "promoted" and done.json()["retry_after"] is None
     assert fake_registry.count("/tags/list", "GET") == 2 and fake_registry.count("/manifests/v1", "HEAD") == 1
     assert c.sha256_digest(c.get_manifest(registry_b.url, "base/held4", "v1")[1]) == image.digest
+
+
+def test_a_tick_looks_at_most_max_tags_and_forgets_tags_no_longer_selected(fake_registry, registry_b, tmp_path,
+                                                                         capsys, monkeypatch):
+    serve(fake_registry, "up/held", ["v1", "v2", "v3"], 95)
+    monkeypatch.setattr("ferry.sync.tick.MAX_TAGS", 2)
+    sync_file = tmp_path / "held5.json"
+    body = definition(fake_registry.host, registry_b.host, "held5")
+    sync_file.write_text(json.dumps(body))
+    first = run_ferry(capsys, "sync", str(sync_file), "--once", "--run-id", "20260101000005", "--json")
+    assert first.code == 0, first.err
+    assert [t["tag"] for t in first.json()["tags"]] == ["v1", "v2"]
+    assert "3 tags selected; this tick looked at the first 2" in first.json()["notes"][0]
+    assert fake_registry.count("/manifests/", "HEAD") == 2
+    state = json.loads((tmp_path / "held5.state.json").read_text())
+    assert sorted(state["tags"]) == ["v1", "v2"]
+    body["properties"]["tags"] = {"include": ["v2"]}
+    sync_file.write_text(json.dumps(body))
+    second = run_ferry(capsys, "sync", str(sync_file), "--once", "--run-id", "20260101000006", "--json")
+    assert [t["status"] for t in second.json()["tags"]] == ["unchanged"]
+    state = json.loads((tmp_path / "held5.state.json").read_text())
+    assert sorted(state["tags"]) == ["v2"]  # v1 is no longer selected: forgotten, judged afresh if it returns
+    assert state["runs"][0]["unchanged"] == 1 and state["runs"][0]["tags"] == []
