@@ -16,6 +16,7 @@ from ferry.jobs.phases import run_job
 from ferry.jobs.spec import ArchiveEndpoint, Artifacts, JobOptions, JobSpec, RegistryEndpoint, StorageAccess
 from ferry.plan import CopyRequest
 from ferry.sync.definition import SyncDefinition
+from ferry.sync.notify import Candidate, image_event, notify
 from ferry.sync.policies import PolicyGate
 from ferry.sync.state import SyncState, TagOutcome, TagState
 
@@ -26,9 +27,10 @@ def archive_url(sync: SyncDefinition, run_id: str) -> str:
 
 
 def export_changed(sync: SyncDefinition, state: SyncState, env: JobEnvironment, source: RegistryEndpoint,
-                   changed: list[TagOutcome], policies: str, run_id: str) -> str | None:
+                   changed: list[TagOutcome], policies: str, run_id: str) -> tuple[str | None, int]:
     """Export ``changed`` (tags with the digests seen) into this tick's archive; each outcome becomes
-    promoted (in the archive), rejected (by the gate) or failed. The archive's URL, or None."""
+    promoted (in the archive), rejected (by the gate) or failed, and the promoted and rejected ones
+    are notified. The archive's URL (None when it was not published) and the bytes written."""
     assert sync.archive is not None
     storage = StorageAccess(sync.archive.storage_access_mode,  # type: ignore[arg-type]
                             sync.archive.key_vault_uri)
@@ -40,7 +42,6 @@ def export_changed(sync: SyncDefinition, state: SyncState, env: JobEnvironment, 
                    select=(Artifacts(requests),), options=JobOptions(continue_on_errors=True))
     outcome = run_job(spec, env, gates=lambda opened: [PolicyGate(sync.policies, opened)])
     for tag, result in zip(changed, outcome.report.artifacts, strict=True):
-        tag.bytes_moved = outcome.report.bytes_uploaded // max(1, len(changed))
         if result.ok and outcome.published:
             tag.status, tag.promoted = "promoted", [url]
             state.set_tag(tag.tag, TagState(tag.digest or "", "promoted", policies, [], None))
@@ -49,7 +50,12 @@ def export_changed(sync: SyncDefinition, state: SyncState, env: JobEnvironment, 
             state.set_tag(tag.tag, TagState(tag.digest or "", "rejected", policies, [result.error or ""]))
         else:
             tag.status, tag.reasons = "failed", [result.error or "the archive was not published"]
+            continue
+        candidate = Candidate(tag.tag, tag.digest or "", result.media_type or "", result.size)
+        tag.reasons += notify(sync, image_event(sync, candidate, promoted=tag.status == "promoted", run_id=run_id,
+                                                unique_tag=None, reasons=list(tag.reasons), archive=url),
+                              env.egress)
     if outcome.published:
         state.set_last_archive(url)
-        return url
-    return None
+        return url, outcome.report.bytes_uploaded
+    return None, outcome.report.bytes_uploaded

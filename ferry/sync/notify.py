@@ -51,8 +51,9 @@ class Candidate:
 
 
 def image_event(sync: SyncDefinition, candidate: Candidate, *, promoted: bool, run_id: str,
-                unique_tag: str | None, reasons: list[str]) -> dict[str, Any]:
-    """The CloudEvent of one verdict."""
+                unique_tag: str | None, reasons: list[str], archive: str | None = None) -> dict[str, Any]:
+    """The CloudEvent of one verdict; for an archive target, ``data.archive`` is the archive's URL
+    (redacted) and ``data.registry`` is null."""
     repository = sync.target_repository
     return {
         "specversion": "1.0",
@@ -67,11 +68,17 @@ def image_event(sync: SyncDefinition, candidate: Candidate, *, promoted: bool, r
             "target": {"mediaType": candidate.media_type, "size": candidate.size, "digest": candidate.digest,
                        "repository": repository, "tag": candidate.tag, "uniqueTag": unique_tag},
             "source": {"registry": sync.source_registry, "repository": sync.source_repository},
-            "registry": sync.target_registry,
+            "registry": sync.target_registry or None,
+            **({"archive": redact(archive)} if archive else {}),
             "run": run_id,
             "verdict": {"promoted": promoted, "reasons": reasons},
         },
     }
+
+
+def notify(sync: SyncDefinition, event: dict[str, Any], egress: EgressPolicy | None) -> list[str]:
+    """``event`` to the sync's webhooks and Event Grid topic; the failures (never fatal to the tick)."""
+    return [*deliver(event, sync.webhooks, egress=egress), *publish(event, sync.event_grid, egress=egress)]
 
 
 def sign(body: bytes, secret: str) -> str:

@@ -47,6 +47,7 @@ class TagOutcome:
     status: str  # unchanged | promoted | rejected | failed | would-sync | pending | awaiting
     reasons: list[str] = field(default_factory=list)
     promoted: list[str] = field(default_factory=list)
+    #: Bytes this tag's copy moved; 0 for an archive target (the archive's bytes are the run's).
     bytes_moved: int = 0
     #: With status ``awaiting``: the external policies whose verdicts are to come on the callback.
     awaiting: list[str] = field(default_factory=list)
@@ -66,6 +67,9 @@ class SyncRun:
     awaiting: list[dict[str, Any]] = field(default_factory=list)
     #: Seconds the source registry asked to hold off; the run resumes after them (unfinished till then).
     retry_after: float | None = None
+    #: For an archive target: the archive this run wrote (None when nothing was published), its bytes.
+    archive: str | None = None
+    archive_bytes: int = 0
     #: What the run left out, and why (more tags selected than one tick looks at, outcomes not kept).
     notes: list[str] = field(default_factory=list)
 

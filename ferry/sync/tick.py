@@ -34,7 +34,7 @@ from ferry.plan import CopyRequest
 from ferry.reference import is_valid_tag
 from ferry.sync.definition import SyncDefinition
 from ferry.sync.incremental import export_changed
-from ferry.sync.notify import Candidate, deliver, image_event, publish
+from ferry.sync.notify import Candidate, image_event, notify
 from ferry.sync.policies import ExternalPolicy, PolicyGate, policies_hash
 from ferry.sync.state import MAX_TAGS, SyncRun, SyncState, TagOutcome, TagState
 from ferry.sync.validator import Answer, Callback
@@ -111,7 +111,8 @@ def run_sync(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run
                         exc.retry_after, exc)
         pending = [t for t in record.tags if t.status == "pending"]
         if pending and record.retry_after is None:  # an archive target: the changed tags go out together
-            export_changed(sync, state, env, source, pending, policies, run_id)
+            record.archive, record.archive_bytes = export_changed(sync, state, env, source, pending, policies,
+                                                                  run_id)
     if record.retry_after is None and not dry_run:
         state.keep_only([t.tag for t in record.tags])  # a tag no longer selected is judged afresh if it returns
     record.tags = _kept(earlier, record.tags)
@@ -222,7 +223,7 @@ def _gate_and_promote(sync: SyncDefinition, state: SyncState, env: JobEnvironmen
     if outcome.refused:
         state.set_tag(candidate.tag, TagState(candidate.digest, "rejected", policies, list(outcome.refused)))
         problems = notify(sync, image_event(sync, candidate, promoted=False, run_id=run_id, unique_tag=None,
-                                            reasons=list(outcome.refused)), env)
+                                            reasons=list(outcome.refused)), env.egress)
         return TagOutcome(candidate.tag, candidate.digest, "rejected", [*outcome.refused, *problems],
                           bytes_moved=outcome.report.bytes_uploaded)
     if not result.ok:
@@ -231,15 +232,10 @@ def _gate_and_promote(sync: SyncDefinition, state: SyncState, env: JobEnvironmen
     promoted = promote(sync, candidate.digest, candidate.tag, unique, env)
     state.set_tag(candidate.tag, TagState(candidate.digest, "promoted", policies, [], unique))
     problems = notify(sync, image_event(sync, candidate, promoted=True, run_id=run_id, unique_tag=unique,
-                                        reasons=[]), env)
+                                        reasons=[]), env.egress)
     # Promotion works inside the target registry: every blob is there already (no byte crosses again).
     return TagOutcome(candidate.tag, candidate.digest, "promoted", problems, promoted,
                       bytes_moved=outcome.report.bytes_uploaded)
-
-
-def notify(sync: SyncDefinition, event: dict[str, Any], env: JobEnvironment) -> list[str]:
-    """Webhooks and the Event Grid topic; the failures (never fatal to the tick)."""
-    return [*deliver(event, sync.webhooks, egress=env.egress), *publish(event, sync.event_grid, egress=env.egress)]
 
 
 def _tag_in_target(sync: SyncDefinition, repository: str, reference: str, tag: str, env: JobEnvironment, *,

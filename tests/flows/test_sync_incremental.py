@@ -9,11 +9,13 @@ import uuid
 
 from azure.storage.blob import BlobServiceClient
 
+from tests.flows.test_sync_story import SECRET, receiver  # noqa: F401
 from tests.harness import content as c
 from tests.helpers import run_ferry, skopeo_raw
 
 
-def test_two_ticks_carry_only_what_is_new(registry, registry_b, azurite, tmp_path, capsys, monkeypatch):
+def test_two_ticks_carry_only_what_is_new(registry, registry_b, azurite, tmp_path, capsys, monkeypatch,
+                                          receiver):  # noqa: F811
     container = f"incr-{uuid.uuid4().hex[:8]}"
     BlobServiceClient.from_connection_string(azurite.connection_string("acct1")).create_container(container)
     monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", azurite.connection_string("acct1"))
@@ -28,7 +30,8 @@ def test_two_ticks_carry_only_what_is_new(registry, registry_b, azurite, tmp_pat
         "tags": {"semver": ">=1.0.0"},
         "target": {"archive": {"type": "AzureStorageBlobContainer", "uri": url,
                                "storageAccessMode": "ConnectionString"}},
-        "policies": [{"kind": "env", "name": "BACKGROUND_COLOR", "forbid": ["RED"]}]}}))
+        "policies": [{"kind": "env", "name": "BACKGROUND_COLOR", "forbid": ["RED"]}],
+        "notifications": {"webhooks": [{"uri": receiver.server.url, "secret": SECRET}]}}}))
 
     def tick(run_id: str) -> dict:
         result = run_ferry(capsys, "sync", str(sync_file), "--once", "--run-id", run_id, "--json")
@@ -40,6 +43,13 @@ def test_two_ticks_carry_only_what_is_new(registry, registry_b, azurite, tmp_pat
     c.push(registry.url, "app/service", v2, tag="1.1.0")
     second = tick("t2")
     assert {t["tag"]: t["status"] for t in second["tags"]} == {"1.0.0": "unchanged", "1.1.0": "promoted"}
+    # Notified per tag, the archive named; the bytes are the archive's, on the run (not split per tag).
+    events = [event for event, _ in receiver.events]
+    assert [(e["type"], e["data"]["target"]["digest"]) for e in events] == [
+        ("ferry.image.promoted", v1.digest), ("ferry.image.promoted", v2.digest)]
+    assert events[1]["data"]["archive"] == f"{url}/incr-sync-t2.tar" and events[1]["data"]["registry"] is None
+    assert 30_000 < second["archive_bytes"] < first["archive_bytes"] and second["archive"].endswith("incr-sync-t2.tar")
+    assert all(t["bytes_moved"] == 0 for t in first["tags"] + second["tags"])
 
     archives = {run: f"{url}/incr-sync-{run}.tar" for run in ("t1", "t2")}
     carried = {run: set(run_ferry(capsys, "inspect", a, "--json").json()["blob_digests"])
