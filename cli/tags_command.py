@@ -4,20 +4,15 @@ The tags are listed through the registry client (or read from an OCI layout), th
 :class:`ferry.sync.filters.TagFilter` runs over them; selected tags are printed one per line (sorted
 as the chain sorts them), or with ``--json`` every tag with its verdict. Bad input exits 2.
 
-Python's ``re`` cannot be given a timeout, but it checks for signals while it matches: the chain
-runs under a SIGALRM deadline here (main thread, POSIX), so a pattern that backtracks
-catastrophically ends in an error naming the cause rather than a hung terminal.
+Every pattern match has a time limit (:mod:`ferry.patterns`), so a pattern that backtracks
+catastrophically ends in an error naming it and the tag rather than a hung terminal.
 """
 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from typing import Any
 
 from cli.locations import cli_environment, credentials_from, location_endpoint, parse_location
@@ -25,9 +20,6 @@ from cli.output import print_json
 from ferry.errors import UsageError
 from ferry.jobs.endpoints import open_job_source
 from ferry.sync.filters import FilterFieldError, FilterResult, TagFilter
-
-#: How long the chain may run over a repository's tags.
-FILTER_SECONDS = 5.0
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -82,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     endpoint = location_endpoint(location, credentials, env, "source", args, azure_ad=args.azure_ad)
     with ExitStack() as stack:
         tags = open_job_source(endpoint, env, stack).list_tags(location.repository)
-    result = evaluate_within(chain, tags, FILTER_SECONDS)
+    result = chain.evaluate(tags)
     name = f"{location.registry}/{location.repository}"
     if not tags:
         sys.stderr.write(f"ferry: note: {name} has no tags (or does not exist)\n")
@@ -102,41 +94,3 @@ def result_json(repository: str, chain: TagFilter, result: FilterResult) -> dict
     return {"repository": repository, "filter": chain.to_json(), "order": result.order,
             "selected": list(result.selected), "rejected": [r.to_json() for r in result.rejected],
             "notVersions": list(result.not_versions)}
-
-
-class _Expired(Exception):
-    pass
-
-
-def evaluate_within(chain: TagFilter, tags: list[str], seconds: float) -> FilterResult:
-    """``chain.evaluate(tags)``, stopped after ``seconds`` with a UsageError (where signals allow)."""
-    try:
-        with _deadline(seconds):
-            return chain.evaluate(tags)
-    except _Expired:
-        raise UsageError(f"the filter ran longer than {seconds:g} s over {len(tags)} tags: a pattern backtracks "
-                         "catastrophically (nested or overlapping repetition, as (x+x+)+ or (a|aa)+); "
-                         "write it so each part of a tag can match one way only") from None
-
-
-@contextmanager
-def _deadline(seconds: float) -> Iterator[None]:
-    """Raise :class:`_Expired` in this block after ``seconds``; any timer already set (pytest-timeout's)
-    is put back with its remaining time. Without SIGALRM, or off the main thread, no deadline."""
-    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expire(signum: int, frame: Any) -> None:
-        raise _Expired
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    started = time.monotonic()
-    earlier, interval = signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, signal.SIG_DFL if previous is None else previous)
-        if earlier:
-            signal.setitimer(signal.ITIMER_REAL, max(earlier - (time.monotonic() - started), 0.001), interval)

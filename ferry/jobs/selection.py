@@ -16,13 +16,13 @@ May be imported by ``ferry/jobs`` and the faces.
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections.abc import Sequence
 
 from ferry.errors import UsageError
 from ferry.jobs.spec import ArchiveContents, Artifacts, ExportRefs, RepositoryTags, Selection
 from ferry.oci.layout import REF_NAME
 from ferry.oci.referrers import is_fallback_tag
+from ferry.patterns import TagPattern
 from ferry.plan import CopyRequest
 from ferry.reference import ArtifactSpec, is_valid_repository
 from ferry.transports.archive import ArchiveSource
@@ -81,7 +81,7 @@ def _export_ref(source: Source, ref: str) -> list[CopyRequest]:
 
 
 def _repository_tags(source: Source, item: RepositoryTags) -> list[CopyRequest]:
-    pattern = re.compile(item.pattern) if item.pattern is not None else None
+    pattern = TagPattern.compile(item.pattern, "tag pattern") if item.pattern is not None else None
     tags = sorted(t for t in source.list_tags(item.source_repository)
                   if (pattern is None or pattern.fullmatch(t)) and not is_fallback_tag(t))
     if not tags:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from ferry.errors import UsageError
+from ferry.patterns import TagPattern
 from ferry.plan import CopyOptions, CopyRequest, ProgressListener
 from ferry.redact import redact
 from ferry.settings import DEFAULT_MAX_ARTIFACTS
@@ -189,10 +190,7 @@ class RepositoryTags:
 
     def __post_init__(self) -> None:
         if self.pattern is not None:
-            try:
-                re.compile(self.pattern)
-            except re.error as exc:
-                raise UsageError(f"tag pattern {self.pattern!r} is not a valid regular expression: {exc}") from exc
+            TagPattern.compile(self.pattern, "tag pattern")
 
 
 @dataclass(frozen=True)

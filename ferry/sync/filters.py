@@ -22,15 +22,14 @@ The result does not depend on the order or repetition of the input, and the sele
 sorted the same way: by precedence when all of them are versions, else lexically. Selecting from the
 selection gives the selection again.
 
-**Patterns** are Python regular expressions matched against the whole tag. Python's ``re`` has no
-timeout, and some patterns take exponential time on a tag they do not match (``(a+)+b``). So a pattern
-is at most 256 characters, a list at most 32 patterns, tags at most 128 characters of the tag
-alphabet, and a pattern that repeats a group which can fill each repetition by repeating itself
-(``(a+)+``, ``(\\w+-?)*``, ``(.*)*``) is refused with a rewrite hint. Other super-linear patterns remain
-possible (overlapping alternatives such as ``(a|aa)+b``, adjacent repeats such as ``(x+x+)+y``): the
-residual risk is CPU time of whoever evaluates the filter. ``ferry tags`` stops such a filter after a
-few seconds (``re`` checks signals while it matches); evaluated in a worker thread, as the app will,
-a filter has no such stop.
+**Patterns** are Python regular expressions matched against the whole tag. Some patterns take
+exponential time on a tag they do not match (``(a+)+b``). So a pattern is at most 256 characters, a
+list at most 32 patterns, tags at most 128 characters of the tag alphabet, and a pattern that
+repeats a group which can fill each repetition by repeating itself (``(a+)+``, ``(\\w+-?)*``,
+``(.*)*``) is refused when it is given, with a rewrite hint. The rest (overlapping alternatives
+such as ``(a|aa)+b``) is bounded when it runs: every match has a time limit
+(:mod:`ferry.patterns`), and a pattern that exceeds it refuses the whole filter, naming the
+pattern and the tag, in a worker thread as much as in ``ferry tags``.
 
 May be imported by ``ferry/sync`` and the faces.
 """
@@ -46,6 +45,7 @@ from typing import Any
 
 from ferry.errors import UsageError
 from ferry.oci.referrers import is_fallback_tag
+from ferry.patterns import PatternTimeout, TagPattern
 from ferry.sync.versions import VersionRange, parse_range, parse_tag_version, version_key
 from ferry.transfer.fields import string, string_list
 
@@ -117,7 +117,7 @@ class TagFilter:
             raise FilterFieldError("latest", f"must be a whole number of at least 1, not {self.latest!r}")
 
     @cached_property
-    def _compiled(self) -> tuple[tuple[re.Pattern[str], ...], VersionRange | None, tuple[re.Pattern[str], ...]]:
+    def _compiled(self) -> tuple[tuple[TagPattern, ...], VersionRange | None, tuple[TagPattern, ...]]:
         include = _patterns(self.include, "include")
         exclude = _patterns(self.exclude, "exclude")
         if self.semver is None:
@@ -163,7 +163,7 @@ class TagFilter:
             return "valid", "not a valid tag name"
         if is_fallback_tag(tag):
             return "referrers", "a referrers fallback tag, not an artifact"
-        if include and not any(p.fullmatch(tag) for p in include):
+        if include and not any(_matches(p, tag) for p in include):
             return "include", "matches no include pattern"
         if versions is not None:
             version = parse_tag_version(tag)
@@ -174,8 +174,8 @@ class TagFilter:
                     return "semver", f"a prerelease, which range {versions.text!r} does not name"
                 return "semver", f"outside range {versions.text!r}"
         for pattern in exclude:
-            if pattern.fullmatch(tag):
-                return "exclude", f"matches exclude pattern {pattern.pattern!r}"
+            if _matches(pattern, tag):
+                return "exclude", f"matches exclude pattern {pattern.text!r}"
         return None
 
     def to_json(self) -> dict[str, Any]:
@@ -212,21 +212,28 @@ def _sorted_selection(tags: list[str]) -> tuple[str, ...]:
     return tuple(sorted(tags))
 
 
-def _patterns(patterns: tuple[str, ...], name: str) -> tuple[re.Pattern[str], ...]:
+def _matches(pattern: TagPattern, tag: str) -> bool:
+    try:
+        return pattern.fullmatch(tag)
+    except PatternTimeout as exc:
+        raise FilterFieldError(pattern.where, str(exc).split(": ", 1)[1]) from None
+
+
+def _patterns(patterns: tuple[str, ...], name: str) -> tuple[TagPattern, ...]:
     if len(patterns) > MAX_PATTERNS:
         raise FilterFieldError(name, f"at most {MAX_PATTERNS} patterns (join alternatives with |)")
     return tuple(_pattern(p, f"{name}[{i}]") for i, p in enumerate(patterns))
 
 
-def _pattern(pattern: Any, field: str) -> re.Pattern[str]:
+def _pattern(pattern: Any, field: str) -> TagPattern:
     if not isinstance(pattern, str) or not pattern:
         raise FilterFieldError(field, "must be a non-empty regular expression")
     if len(pattern) > MAX_PATTERN_LENGTH:
         raise FilterFieldError(field, f"longer than {MAX_PATTERN_LENGTH} characters")
     try:
-        compiled = re.compile(pattern)
-    except (re.error, RecursionError, OverflowError) as exc:
-        raise FilterFieldError(field, f"{pattern!r} is not a valid regular expression: {exc}") from exc
+        compiled = TagPattern.compile(pattern, field)
+    except UsageError as exc:
+        raise FilterFieldError(field, str(exc).split(": ", 1)[1]) from None
     if nested_repetition(pattern):
         raise FilterFieldError(field, f"{pattern!r} repeats a group that can fill the repetition by itself "
                                       "(as (a+)+ or (\\w+-?)* do), which can take exponential time on a tag "

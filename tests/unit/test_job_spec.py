@@ -223,7 +223,7 @@ def test_options_below_one_are_named(name: str, value: int) -> None:
 
 
 def test_bad_tag_pattern_is_refused() -> None:
-    with pytest.raises(UsageError, match=r"tag pattern '\(v1' is not a valid regular expression"):
+    with pytest.raises(UsageError, match=r"tag pattern: '\(v1' is not a valid regular expression"):
         JobSpec.from_json(minimal(select=[{"kind": "tags", "sourceRepository": "a", "targetRepository": "a",
                                            "pattern": "(v1"}]))
 
