@@ -147,6 +147,10 @@ def test_the_sync_functions_are_indexed():
 
     assert binding("sync_timer", "timerTrigger")["schedule"] == "%FERRY_SYNC_TICK%"
     assert binding("sync_run_start", "httpTrigger")["route"] == "syncs/{name}/run"
+    verdict = binding("sync_verdict", "httpTrigger")
+    assert (verdict["route"], verdict["methods"], verdict["authLevel"]) == (
+        "syncs/{name}/runs/{run}/verdict", ["POST"], "FUNCTION")
+    assert binding("sync_verdict", "durableClient")
     assert FUNCTIONS["sync_run"].get_trigger().get_dict_repr()["type"] == "orchestrationTrigger"
     assert FUNCTIONS["sync_tick"].get_trigger().get_dict_repr()["type"] == "activityTrigger"
 
