@@ -12,6 +12,7 @@ Every hold is capped at :data:`MAX_HOLD`. May be imported by ``ferry/registry`` 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from ferry.registry.retry import parse_retry_after
@@ -24,9 +25,10 @@ def _leading_number(value: str | None) -> float | None:
     if not value:
         return None
     try:
-        return float(value.split(";", 1)[0].split(",", 1)[0].strip())
+        number = float(value.split(";", 1)[0].split(",", 1)[0].strip())
     except ValueError:
         return None
+    return number if math.isfinite(number) else None
 
 
 def _window(value: str | None) -> float | None:

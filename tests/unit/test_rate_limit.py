@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ferry.registry.ratelimit import DEFAULT_HOLD, MAX_HOLD, hold_off
+from ferry.registry.retry import parse_retry_after
 
 
 @pytest.mark.parametrize(("headers", "expected"), [
@@ -21,6 +22,18 @@ from ferry.registry.ratelimit import DEFAULT_HOLD, MAX_HOLD, hold_off
     ({"ratelimit-remaining": "0", "ratelimit-reset": "-5"}, DEFAULT_HOLD),       # nonsense ignored
     ({"ratelimit-remaining": "lots"}, None),                            # unreadable: not a reason to stop
     ({"ratelimit-remaining": "0", "ratelimit-reset": "soon"}, DEFAULT_HOLD),
+    ({"ratelimit-remaining": "0", "ratelimit-reset": "nan", "retry-after": "inf"}, DEFAULT_HOLD),  # not numbers
+    ({"ratelimit-remaining": "nan"}, None),
+    ({"ratelimit-remaining": "-inf"}, None),
+    ({"ratelimit-remaining": "0", "ratelimit-reset": "inf"}, DEFAULT_HOLD),
 ])
 def test_hold_off(headers, expected):
     assert hold_off(headers) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("120", 120.0), ("0", 0.0), ("nan", None), ("inf", None), ("-5", None), ("soon", None), (None, None),
+    ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # a date in the past: no wait
+])
+def test_retry_after(value, expected):
+    assert parse_retry_after(value) == expected
