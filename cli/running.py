@@ -17,11 +17,16 @@ from ferry.jobs.spec import JobOptions, JobSpec, StorageAccess
 from ferry.settings import DEFAULT_MAX_ARTIFACTS
 
 
+def add_insecure_option(parser: argparse.ArgumentParser) -> None:
+    """``--insecure HOST`` (repeatable): every command that talks to a registry has it."""
+    parser.add_argument("--insecure", action="append", default=[], metavar="HOST",
+                        help="use plain HTTP for HOST (loopback hosts always are)")
+
+
 def add_transfer_options(parser: argparse.ArgumentParser) -> None:
     """Options every transferring command shares: referrers, plain HTTP hosts, parallelism, limits, JSON."""
     parser.add_argument("--no-referrers", action="store_true", help="leave signatures, SBOMs and other referrers")
-    parser.add_argument("--insecure", action="append", default=[], metavar="HOST",
-                        help="use plain HTTP for HOST (loopback hosts always are)")
+    add_insecure_option(parser)
     parser.add_argument("--parallel", type=int, default=8, help="blobs copied at once (default 8)")
     parser.add_argument("--max-artifacts", type=int, default=DEFAULT_MAX_ARTIFACTS, metavar="N",
                         help=f"refuse to copy more than N artifacts (default {DEFAULT_MAX_ARTIFACTS})")

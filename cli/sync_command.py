@@ -21,6 +21,7 @@ from typing import Any
 from cli.locations import cli_environment
 from cli.output import print_json
 from cli.run_command import find_pipeline
+from cli.running import add_insecure_option
 from ferry.errors import FerryError, UsageError
 from ferry.jobs.endpoints import JobEnvironment
 from ferry.sync.definition import SyncDefinition, parse_sync
@@ -47,8 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                              "exiting 75")
     parser.add_argument("--rollback", metavar="TAG", help="point TAG back at an earlier promotion (with --to)")
     parser.add_argument("--to", metavar="UNIQUE_TAG", help="the promotion to roll back to")
-    parser.add_argument("--insecure", action="append", default=[], metavar="HOST",
-                        help="use plain HTTP for HOST (loopback hosts always are)")
+    add_insecure_option(parser)
     parser.add_argument("--json", action="store_true", help="print the run record as JSON")
     parser.set_defaults(handler=run)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from cli.locations import cli_environment, credentials_from, location_endpoint, parse_location
 from cli.output import print_json
+from cli.running import add_insecure_option
 from ferry.errors import UsageError
 from ferry.jobs.endpoints import open_job_source
 from ferry.sync.filters import FilterFieldError, FilterResult, TagFilter
@@ -45,8 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         help="read the password from stdin (with -u USER or --creds USER)")
     parser.add_argument("--azure-ad", action="store_true",
                         help="authenticate with Azure AD (DefaultAzureCredential)")
-    parser.add_argument("--insecure", action="append", default=[], metavar="HOST",
-                        help="use plain HTTP for HOST (loopback hosts always are)")
+    add_insecure_option(parser)
     parser.set_defaults(handler=run)
 
 
