@@ -29,13 +29,15 @@ import pytest
 from api.import_image import bp as import_image_bp
 from api.pipelines import bp as pipelines_bp
 from api.runs import bp as runs_bp
+from api.sync_verdicts import bp as sync_verdicts_bp
+from api.syncs import bp as syncs_bp
 from ferry.egress import AZURE_PUBLIC
 from runner.client import LocalDurableClient, acall_client_function
 from runner.functions import iter_functions
 from runner.replay import LocalOrchestrationRunner
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "acr"
-FUNCTIONS = {fn.get_function_name(): fn for bp in (pipelines_bp, runs_bp, import_image_bp)
+FUNCTIONS = {fn.get_function_name(): fn for bp in (pipelines_bp, runs_bp, import_image_bp, syncs_bp, sync_verdicts_bp)
              for fn in iter_functions(bp)}
 CLIENT_FUNCTIONS = {"pipeline_run_put", "pipeline_run_get", "pipeline_run_delete", "pipeline_run_list",
                     "import_image"}
@@ -113,16 +115,19 @@ def uname(request: pytest.FixtureRequest) -> str:
 
 
 def call(name: str, method: str, path: str, body: Any = None, *, client: Any = None,
-         params: dict[str, str] | None = None, raw: bytes | None = None) -> func.HttpResponse:
-    """Call function ``name`` with a real HttpRequest (the function key in the query, as clients send it)."""
+         params: dict[str, str] | None = None, raw: bytes | None = None, query: str = "") -> func.HttpResponse:
+    """Call function ``name`` with a real HttpRequest (the function key in the query, as clients send it;
+    ``query`` adds ``&k=v`` pairs). A durable client function gets ``client``; an async one is awaited."""
     data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
-    req = func.HttpRequest(method=method, url=f"http://localhost:7071/api/{path}?code={FUNCTION_KEY}", body=data,
-                           route_params=params or {}, headers={"Content-Type": "application/json"})
+    req = func.HttpRequest(method=method, url=f"http://localhost:7071/api/{path}?code={FUNCTION_KEY}{query}",
+                           body=data, route_params=params or {}, headers={"Content-Type": "application/json"},
+                           params=dict(p.split("=", 1) for p in query.strip("&").split("&") if p))
     fn = FUNCTIONS[name]
-    if name in CLIENT_FUNCTIONS:
+    if name in CLIENT_FUNCTIONS or client is not None:
         assert client is not None, f"{name} needs a durable client"
         return asyncio.run(acall_client_function(fn, client=client, req=req))
-    return fn.get_user_function()(req)
+    result = fn.get_user_function()(req)
+    return asyncio.run(result) if asyncio.iscoroutine(result) else result
 
 
 def js(resp: func.HttpResponse) -> Any:

@@ -9,14 +9,14 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import azure.functions as func
 import pytest
 
 import function_app
 from api.syncs import start_due_syncs
 from ferry.sync.stored import is_due
-from runner.client import LocalDurableClient, acall_client_function
+from runner.client import LocalDurableClient
 from runner.replay import LocalOrchestrationRunner
+from tests.app.api import call
 from tests.harness import content as c
 from tests.helpers import app_functions
 
@@ -31,18 +31,6 @@ def app(azurite, registry, registry_b, monkeypatch):
     monkeypatch.delenv("FERRY_CLAIMS_CONNECTION", raising=False)
     with LocalOrchestrationRunner(function_app.app) as runner:
         yield runner, LocalDurableClient(runner)
-
-
-def call(name: str, method: str, path: str, body: Any = None, *, client: Any = None, params: dict | None = None,
-         query: str = "") -> func.HttpResponse:
-    req = func.HttpRequest(method=method, url=f"http://localhost:7071/api/{path}?code={KEY}{query}",
-                           body=b"" if body is None else json.dumps(body).encode(), route_params=params or {},
-                           params=dict(p.split("=") for p in query.strip("&").split("&") if p))
-    fn = FUNCTIONS[name]
-    if client is not None:
-        return asyncio.run(acall_client_function(fn, client=client, req=req))
-    result = fn.get_user_function()(req)
-    return asyncio.run(result) if asyncio.iscoroutine(result) else result
 
 
 def definition(registry, registry_b, name: str, **extra: Any) -> dict[str, Any]:
