@@ -1,0 +1,406 @@
+"""Attacks on the sync features: the later-verdict callback, rate-limit hold-offs, an export
+pipeline named as a target, time-bounded tag patterns and the bounds of a sync's stored state.
+
+The callback is called as the worker calls it (a real ``func.HttpRequest``, sync definitions on the
+session's Azurite) with a recording durable client standing in for the orchestration's status, so
+each case proves what was (not) raised. Everything else runs with no service, or with Azurite only,
+and a socket guard that lets nothing but loopback be reached."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import socket
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import azure.functions as func
+import pytest
+
+from ferry.errors import RegistryError, UsageError
+from ferry.patterns import TagPattern
+from ferry.registry.ratelimit import MAX_HOLD, hold_off
+from ferry.registry.retry import RetryBudget, RetryPolicy, parse_retry_after
+from ferry.sync.definition import parse_sync
+from ferry.sync.filters import TagFilter
+from ferry.sync.state import MAX_REASON_CHARS, MAX_REASONS, StoredSyncState, TagState
+from orchestrations import sync as sync_orchestration
+from runner.client import acall_client_function
+from tests.helpers import app_functions
+
+pytestmark = pytest.mark.attack
+FUNCTIONS = app_functions()
+KEY = "FUNCTIONKEYsyncattacks"
+RUN = "20260101120000"
+GOOD = "sha256:" + "a" * 64
+OTHER = "sha256:" + "b" * 64
+SAS = "https://acct.blob.core.windows.net/c/x?sv=2024-01-01&sig=SECRETSASSIGNATURE"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class RecordingClient:
+    """The durable client of the callback: statuses by instance id, and every event raised."""
+
+    def __init__(self, statuses: dict[str, Any]) -> None:
+        self.statuses = statuses
+        self.raised: list[tuple[str, str, Any]] = []
+
+    async def get_status(self, instance_id: str, *args: Any, **kwargs: Any) -> Any:
+        return self.statuses.get(instance_id)
+
+    async def raise_event(self, instance_id: str, event_name: str, event_data: Any = None, *args: Any,
+                          **kwargs: Any) -> None:
+        self.raised.append((instance_id, event_name, event_data))
+
+
+def awaiting_status(run: str, *awaited: tuple[str, str], runtime: str = "Running") -> Any:
+    """An instance's status as the orchestration sets it while it awaits ``(digest, policy)`` verdicts."""
+    custom = {"stage": "sync", "percentage": 50, "step": sync_orchestration.AWAITING, "run": run,
+              "awaiting": [{"tag": f"v{i}", "digest": d, "policy": p} for i, (d, p) in enumerate(awaited)]}
+    now = datetime.now(UTC)
+    return SimpleNamespace(runtime_status=runtime, custom_status=custom, output=None, created_time=now,
+                           last_updated_time=now)
+
+
+def call(name: str, method: str, path: str, body: Any = None, *, client: Any = None,
+         params: dict[str, str] | None = None, raw: bytes | None = None) -> func.HttpResponse:
+    data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
+    req = func.HttpRequest(method=method, url=f"http://localhost:7071/api/{path}?code={KEY}", body=data,
+                           route_params=params or {}, headers={"Content-Type": "application/json"})
+    fn = FUNCTIONS[name]
+    if client is not None:
+        return asyncio.run(acall_client_function(fn, client=client, req=req))
+    result = fn.get_user_function()(req)
+    return asyncio.run(result) if asyncio.iscoroutine(result) else result
+
+
+def sync_body(**target: Any) -> dict[str, Any]:
+    return {"properties": {
+        "source": {"registryUri": "src.example.com", "repository": "up/app"},
+        "tags": {"include": ["v.*"]},
+        "target": target or {"registryUri": "target.example.com:5443", "repository": "base/app"},
+        "policies": [{"kind": "external", "id": "qa", "url": "https://src.example.com/validate",
+                      "timeoutSeconds": 600}]}}
+
+
+def verdict(client: RecordingClient, name: str, run: str, body: Any = None, raw: bytes | None = None
+            ) -> tuple[int, dict[str, Any], bytes]:
+    resp = call("sync_verdict", "POST", f"syncs/{name}/runs/{run}/verdict", body, client=client, raw=raw,
+                params={"name": name, "run": run})
+    text = resp.get_body() or b"{}"
+    return resp.status_code, json.loads(text), text
+
+
+@pytest.fixture
+def two_syncs(app_env, uname) -> Iterator[tuple[str, str]]:
+    names = (f"{uname}a", f"{uname}b")
+    for name in names:
+        assert call("sync_put", "PUT", f"syncs/{name}", sync_body(), params={"name": name}).status_code in (200, 201)
+    yield names
+    for name in names:
+        call("sync_delete", "DELETE", f"syncs/{name}", params={"name": name})
+
+
+@pytest.fixture
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Connections to anything but loopback fail (and are recorded): Azurite stays reachable."""
+    tried: list[Any] = []
+    original = socket.socket.connect
+
+    def connect(self: socket.socket, address: Any) -> Any:
+        host = address[0] if isinstance(address, tuple) else address
+        if self.family in (socket.AF_INET, socket.AF_INET6) and host not in ("127.0.0.1", "::1", "localhost"):
+            tried.append(address)
+            raise RuntimeError(f"connection to {address!r} in a test that may reach loopback only")
+        return original(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return tried
+
+
+# --------------------------------------------------------------------------- the verdict callback
+
+
+def test_a_verdict_for_another_syncs_run_or_digest_raises_nothing(two_syncs):
+    mine, theirs = two_syncs
+    client = RecordingClient({f"sync-{theirs}": awaiting_status(RUN, (GOOD, "qa"))})
+    forged = [
+        (mine, RUN, {"digest": GOOD, "verdict": "approve"}),  # their run and digest, through my sync
+        (theirs, "20260101120001", {"digest": GOOD, "verdict": "approve"}),  # their digest, another run
+        (theirs, RUN, {"digest": OTHER, "verdict": "approve"}),  # their run, a digest nobody awaits
+        (theirs, RUN, {"digest": GOOD, "verdict": "approve", "policy": "QA"}),  # a policy that differs in case
+        (theirs, RUN, {"digest": GOOD, "verdict": "approve", "policy": ""}),
+        (theirs, RUN, {"digest": GOOD.upper().replace("SHA256", "sha256"), "verdict": "approve"}),
+        (theirs, RUN, {"digest": "sha512:" + "a" * 128, "verdict": "approve"}),
+    ]
+    for name, run, body in forged:
+        code, answer, _ = verdict(client, name, run, body)
+        assert code in (400, 404), (name, run, body, answer)
+    assert client.raised == []
+    assert verdict(client, theirs, RUN, {"digest": GOOD, "verdict": "approve"})[0] == 202  # the genuine one
+    assert [(i, d) for i, _, d in client.raised] == [(f"sync-{theirs}", {"verdict": "approve", "reason": None})]
+
+
+@pytest.mark.parametrize("runtime", ["Completed", "Failed", "Terminated", None])
+def test_a_replayed_verdict_after_the_run_ended_raises_nothing(two_syncs, runtime):
+    name = two_syncs[0]
+    statuses = {} if runtime is None else {f"sync-{name}": awaiting_status(RUN, (GOOD, "qa"), runtime=runtime)}
+    client = RecordingClient(statuses)
+    code, answer, _ = verdict(client, name, RUN, {"digest": GOOD, "verdict": "approve"})
+    assert (code, "no tick of this sync is running" in answer["error"]["message"]) == (404, True), answer
+    assert client.raised == []
+
+
+@pytest.mark.parametrize("run", ["2026010112000", "202601011200000", "2026010112000a",
+                                 "\uff12\uff10\uff12\uff16" + "\uff10" * 10, "20260101120000\n",
+                                 " 20260101120000", "../../20260101120000", "", "-1" * 7])
+def test_a_run_id_that_is_not_14_digits_is_refused(two_syncs, run):
+    client = RecordingClient({f"sync-{two_syncs[0]}": awaiting_status(run, (GOOD, "qa"))})
+    code, answer, _ = verdict(client, two_syncs[0], run, {"digest": GOOD, "verdict": "approve"})
+    assert (code, "run must be a run id" in answer["error"]["message"]) == (400, True), answer
+    assert client.raised == []
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "..", "ab", "x" * 60, "sync\n", "rün-sync", "sync-%2e%2e"])
+def test_a_name_that_is_not_a_sync_name_is_404(app_env, name):
+    client = RecordingClient({f"sync-{name.lower()}": awaiting_status(RUN, (GOOD, "qa"))})
+    code, answer, _ = verdict(client, name, RUN, {"digest": GOOD, "verdict": "approve"})
+    assert code == 404, answer
+    assert client.raised == []
+
+
+@pytest.mark.parametrize(("raw", "said"), [
+    (b"[]", "body"), (b'"approve"', "body"), (b"42", "body"), (b"null", "body"), (b"", "body"),
+    (b"{", "not valid JSON"), (b"[" * 100_000 + b"]" * 100_000, "body"),
+    (json.dumps({"digest": GOOD, "verdict": "approve", "x": 1}).encode(), "unknown field"),
+    (json.dumps({"digest": GOOD, "verdict": "approve", "__proto__": {}}).encode(), "unknown field"),
+    (json.dumps({"digest": GOOD, "verdict": "Approve"}).encode(), "body.verdict"),
+    (json.dumps({"digest": GOOD, "verdict": "pending"}).encode(), "body.verdict"),
+    (json.dumps({"digest": GOOD, "verdict": ["approve"]}).encode(), "body.verdict"),
+    (json.dumps({"digest": GOOD}).encode(), "body.verdict"),
+    (json.dumps({"verdict": "approve"}).encode(), "body.digest"),
+    (json.dumps({"digest": "sha256:" + "A" * 64, "verdict": "approve"}).encode(), "body.digest"),
+    (json.dumps({"digest": GOOD + "\n", "verdict": "approve"}).encode(), "body.digest"),
+    (json.dumps({"digest": GOOD, "verdict": "approve", "reason": 5}).encode(), "body.reason"),
+    (json.dumps({"digest": GOOD, "verdict": "approve", "reason": {"a": 1}}).encode(), "body.reason"),
+    (json.dumps({"digest": GOOD, "verdict": "reject", "reason": "x" * 2001}).encode(), "body.reason"),
+    (json.dumps({"digest": GOOD, "verdict": "approve", "policy": 7}).encode(), "body.policy"),
+    (json.dumps({"digest": GOOD, "verdict": "approve", "policy": ["qa"]}).encode(), "body.policy"),
+    (json.dumps({"digest": GOOD, "verdict": "approve", "pad": "x" * (2 * 1024 * 1024)}).encode(), "larger"),
+])
+def test_a_body_that_is_not_a_verdict_is_400_and_raises_nothing(two_syncs, raw, said):
+    client = RecordingClient({f"sync-{two_syncs[0]}": awaiting_status(RUN, (GOOD, "qa"))})
+    code, answer, text = verdict(client, two_syncs[0], RUN, raw=raw)
+    assert (code, said in answer["error"]["message"]) == (400, True), answer
+    assert len(text) < 1000 and client.raised == []
+
+
+def test_a_hostile_reason_is_never_echoed(two_syncs):
+    name = two_syncs[0]
+    client = RecordingClient({f"sync-{name}": awaiting_status(RUN, (GOOD, "qa"))})
+    reason = "\x1b[2J\x07bad " + SAS + " password=hunter2 " + "\u202e" * 100
+    code, answer, text = verdict(client, name, RUN, {"digest": GOOD, "verdict": "reject", "reason": reason})
+    assert code == 202 and answer == {"run": RUN, "digest": GOOD, "policy": "qa", "verdict": "reject"}
+    assert b"SECRETSAS" not in text and b"hunter2" not in text
+
+
+def test_several_policies_on_one_digest_must_be_named_and_each_gets_its_own_event(two_syncs):
+    name = two_syncs[0]
+    client = RecordingClient({f"sync-{name}": awaiting_status(RUN, (GOOD, "qa"), (GOOD, "sec"), (OTHER, "qa"))})
+    code, answer, _ = verdict(client, name, RUN, {"digest": GOOD, "verdict": "approve"})
+    assert (code, "body.policy: required" in answer["error"]["message"]) == (400, True), answer
+    for policy, digest in (("qa", GOOD), ("sec", GOOD), ("qa", OTHER)):
+        assert verdict(client, name, RUN, {"digest": digest, "verdict": "approve", "policy": policy})[0] == 202
+    names = [event for _, event, _ in client.raised]
+    assert len(set(names)) == 3, names
+
+
+# --------------------------------------------------------------------------- rate-limit hold-offs
+
+
+@pytest.mark.parametrize(("headers", "expected"), [
+    ({"ratelimit-remaining": "nan"}, None),
+    ({"ratelimit-remaining": "inf"}, None),
+    ({"ratelimit-remaining": "-inf", "ratelimit-reset": "5"}, None),  # not a number of requests: no hold
+    ({"ratelimit-remaining": "1e400"}, None),
+    ({"ratelimit-remaining": "0", "ratelimit-reset": "1e400"}, 60.0),  # an infinite reset is no reset
+    ({"ratelimit-remaining": "0", "ratelimit-reset": "nan"}, 60.0),
+    ({"ratelimit-remaining": "0", "ratelimit-reset": "-5"}, 60.0),
+    ({"ratelimit-remaining": "0", "ratelimit-reset": "1e300"}, MAX_HOLD),
+    ({"ratelimit-remaining": "0", "retry-after": "Fri, 31 Dec 9999 23:59:59 GMT"}, MAX_HOLD),
+    ({"ratelimit-remaining": "0", "retry-after": "Mon, 01 Jan 99999 00:00:00 GMT"}, 60.0),
+    ({"ratelimit-remaining": "0;w=1e999"}, 60.0),
+    ({"ratelimit-remaining": "0;w=-3"}, 60.0),
+    ({"ratelimit-remaining": "0;w=" + "9" * 5000}, 60.0),  # past float: infinite, so no window
+    ({"ratelimit-remaining": "0, 0", "ratelimit-reset": "30, 99999"}, 30.0),  # repeated headers, joined
+    ({"ratelimit-remaining": "5, 0"}, None),
+    ({"ratelimit-remaining": "0" * 100_000}, 60.0),
+    ({"ratelimit-remaining": "\x00"}, None),
+])
+def test_hostile_rate_limit_headers_hold_off_a_bounded_finite_time(no_network, headers, expected):
+    got = hold_off(headers)
+    assert got == expected and (got is None or (math.isfinite(got) and 0 <= got <= MAX_HOLD))
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1", "1e400", "", " ", "0x10", "1_000", "Fri, 31 Feb 2026",
+                                   "\x00", "9" * 10_000])
+def test_hostile_retry_after_values_are_finite_or_none(no_network, value):
+    got = parse_retry_after(value)
+    assert got is None or (math.isfinite(got) and got >= 0), (value, got)
+
+
+@pytest.mark.parametrize("retry_after", [61.0, 3600.0, 1e300, MAX_HOLD * 100])
+def test_a_retry_after_past_the_budget_ends_the_operation_without_sleeping(no_network, monkeypatch, retry_after):
+    slept: list[float] = []
+    monkeypatch.setattr("ferry.registry.retry.time.sleep", slept.append)
+    budget = RetryBudget(RetryPolicy(), "GET tags")
+    error = RegistryError("429 too many requests", status=429)
+    error.transient, error.retry_after = True, retry_after
+    with pytest.raises(RegistryError) as raised:
+        budget.backoff(error)
+    assert slept == [] and raised.value.transient is False and raised.value.retry_after == retry_after
+
+
+def test_a_registry_that_always_says_hold_ends_the_run_after_max_holds_durable_timers(no_network):
+    """The real orchestrator, driven by hand: every tick says hold off for ever longer."""
+    timers: list[float] = []
+
+    class Context:
+        current_utc_datetime = datetime(2026, 1, 1, tzinfo=UTC)
+
+        def get_input(self) -> dict[str, Any]:
+            return {"name": "always", "maxHolds": 10 ** 9}
+
+        def set_custom_status(self, status: Any) -> None:
+            pass
+
+        def call_activity_with_retry(self, name: str, retry: Any, payload: Any) -> str:
+            return "tick"
+
+        def create_timer(self, when: datetime) -> str:
+            timers.append((when - self.current_utc_datetime).total_seconds())
+            self.current_utc_datetime = when
+            return "timer"
+
+    raw = sync_orchestration.sync_run._function.get_user_function().orchestrator_function
+    generator = raw(Context())
+    holds = iter([1e300, -5.0, 0.0, 7 * 24 * 3600.0] * 100)
+    task = next(generator)
+    with pytest.raises(StopIteration) as done:
+        for _ in range(100):
+            task = generator.send({"tags": [], "retry_after": next(holds)} if task == "tick" else None)
+    assert len(timers) == sync_orchestration.MAX_HOLDS
+    assert all(1.0 <= t <= sync_orchestration.MAX_HOLD_S for t in timers), timers
+    assert done.value.value["retry_after"] is not None  # left unfinished, saying so; the next tick takes over
+
+
+# --------------------------------------------------------------------------- target.exportPipeline by name
+
+
+@pytest.mark.parametrize("value", [
+    "../../x", "a/b", "", " ", "x" * 300, "pipe\n", "pipe%2f..", 42, None, ["exp1"], {"name": "exp1"},
+    "/subscriptions/s/resourceGroups/g/providers/Microsoft.ContainerRegistry/registries/r/importPipelines/imp1x",
+    "/subscriptions/s/resourceGroups/g/providers/Microsoft.ContainerRegistry/registries/r/exportPipelines/../x",
+    "/subscriptions/s/resourceGroups/g/providers/Microsoft.ContainerRegistry/registries/r/exportPipelines/",
+    "https://169.254.169.254/metadata/exportPipelines/exp1",
+])
+def test_a_hostile_export_pipeline_name_is_refused_naming_the_field(no_network, value):
+    with pytest.raises(UsageError) as refused:
+        parse_sync("hostile1", sync_body(exportPipeline=value))
+    assert "properties.target.exportPipeline" in str(refused.value)
+
+
+def test_a_pipeline_whose_container_left_the_allow_list_is_refused_before_any_connection(
+        app_env, uname, monkeypatch, loopback_only):
+    from activities.sync import sync_tick
+    from ferry.sync.stored import SYNCS
+    from ferry.transfer.models import ExportPipeline
+    from ferry.transfer.store import Record, ResourceStore
+
+    store = ResourceStore.from_connection_string(app_env)
+    pipeline, name = f"{uname}p", f"{uname}s"
+    container = {"type": "AzureStorageBlobContainer", "uri": "https://ferryacct.blob.core.windows.net/landing",
+                 "storageAccessMode": "ConnectionString"}
+    store.put(ExportPipeline.collection, Record(pipeline, {"properties": {
+        "source": {"registryUri": "src.example.com"}, "target": container}}))
+    body = sync_body(exportPipeline=pipeline)
+    body["properties"]["policies"] = []
+    assert call("sync_put", "PUT", f"syncs/{name}", body, params={"name": name}).status_code == 201
+    # The pipeline is repointed at the metadata address behind the API's back (an older definition,
+    # or a narrower allow-list): the tick refuses it before any connection, naming the field.
+    container["uri"] = "https://169.254.169.254/landing"
+    store.put(ExportPipeline.collection, Record(pipeline, {"properties": {
+        "source": {"registryUri": "src.example.com"}, "target": container}}))
+    try:
+        result = sync_tick({"name": name, "runId": RUN})
+        assert "properties.target.exportPipeline" in result.get("error", ""), result
+        assert "169.254.169.254" in result["error"]
+        put = call("sync_put", "PUT", f"syncs/{name}", body, params={"name": name})
+        assert put.status_code in (400, 403) and b"properties.target.exportPipeline" in put.get_body()
+        assert loopback_only == []
+        assert store.find(SYNCS, name) is not None
+    finally:
+        call("sync_delete", "DELETE", f"syncs/{name}", params={"name": name})
+        store.delete(ExportPipeline.collection, pipeline)
+
+
+# --------------------------------------------------------------------------- time-bounded tag patterns
+
+
+@pytest.mark.parametrize("pattern", [r"\p{L}+", r"(?V1)v.*", r"(?|a|b)", r"\mv1", r"(?r)v1", r"v\d+\K",
+                                     r"(?b)v1", r"(?(DEFINE)(?<x>a))v1", r"\X+"])
+def test_a_pattern_only_the_regex_package_reads_is_refused(no_network, pattern):
+    with pytest.raises(UsageError, match="not a valid regular expression"):
+        TagPattern.compile(pattern, "properties.tags.include[0]")
+
+
+@pytest.mark.parametrize("pattern", [r"(a+)+b", r"(\w+-?)*x", r"(?:a{1,3})+b", r"((a|b)+)*c", r"(a*)*b"])
+def test_a_nested_repetition_is_refused_when_the_sync_is_defined(no_network, pattern):
+    with pytest.raises(UsageError, match=r"properties\.tags\.include"):
+        parse_sync("patterns1", {**sync_body(), "properties": {**sync_body()["properties"],
+                                                                "tags": {"include": [pattern]}}})
+
+
+def test_a_backtracking_pattern_that_passes_the_nesting_check_times_out_on_one_tag(no_network):
+    chain = TagFilter(include=("(a|aa)+b",))
+    started = time.monotonic()
+    with pytest.raises(UsageError, match="backtracks"):
+        chain.select(["a" * 120])
+    assert time.monotonic() - started < 5
+
+
+# --------------------------------------------------------------------------- sync state bounds
+
+
+class MemoryState(StoredSyncState):
+    def __init__(self, max_chars: int) -> None:
+        self.max_chars = max_chars
+        self.written: list[str] = []
+        super().__init__(None)
+
+    def _write(self, body: dict[str, Any]) -> None:
+        self.written.append(json.dumps(body, separators=(",", ":")))
+
+
+def test_huge_rejection_reasons_are_cut_in_what_a_sync_remembers(no_network):
+    state = MemoryState(10_000_000)
+    state.set_tag("v1", TagState(GOOD, "rejected", "sha256:" + "0" * 64,
+                                 ["\x1b" + "r" * 100_000 + SAS] * 50))
+    kept = state.tag("v1")
+    assert kept is not None and len(kept.reasons) == MAX_REASONS
+    assert all(len(r) <= MAX_REASON_CHARS for r in kept.reasons)
+    assert len(state.written[-1]) < 2_000
+
+
+def test_a_hold_cannot_be_negative_or_endless_in_the_orchestration_arithmetic(no_network):
+    for wait in (0.0, -1e300, 1e300, 5e-324):
+        seconds = min(max(float(wait), 1.0), sync_orchestration.MAX_HOLD_S)
+        assert 1.0 <= seconds <= sync_orchestration.MAX_HOLD_S
+        assert datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
+
