@@ -404,3 +404,31 @@ def test_a_hold_cannot_be_negative_or_endless_in_the_orchestration_arithmetic(no
         assert 1.0 <= seconds <= sync_orchestration.MAX_HOLD_S
         assert datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
 
+
+
+# --------------------------------------------------------------------------- found and fixed
+
+
+@pytest.mark.parametrize("policy", ["qa?x=1", "qa#frag", "a/b", "x/../../sync-other/raiseEvent/verdict-1", "qa%2F",
+                                    "qa;p", "..", "q\u00e4"])
+def test_a_verdict_event_name_travels_the_raise_event_url_unchanged_whatever_the_policy_id(no_network, policy):
+    """Policy ids may hold any non-space character, and the Durable SDK puts the event name into the
+    raise-event URL's path unescaped: '?', '#', '/' and '..' once cut the name short (two digits'
+    verdicts then shared one event) or sent the event to another instance."""
+    import yarl
+    from azure.durable_functions import DurableOrchestrationClient
+
+    from runner.client import binding_context
+
+    body = sync_body()
+    body["properties"]["policies"][0]["id"] = policy
+    assert parse_sync("eventname1", body).policies[0].id == policy  # the grammar takes it
+    sdk = DurableOrchestrationClient(binding_context("hub", "http://127.0.0.1:7071"))
+    names = {sync_orchestration.verdict_event(RUN, p, d) for p in (policy, policy + "2") for d in (GOOD, OTHER)}
+    assert len(names) == 4
+    base = yarl.URL(sdk._get_raise_event_url("sync-mine", "NAME", None, None)).path.removesuffix("NAME")
+    assert base.endswith("/instances/sync-mine/raiseEvent/")
+    for name in names:
+        url = yarl.URL(sdk._get_raise_event_url("sync-mine", name, None, None))
+        assert (url.path, url.query_string, url.fragment) == (base + name, "", ""), (name, str(url))
+        assert "/" not in name  # one path segment, as the host's route takes it
