@@ -3,7 +3,8 @@
 Body ``{"digest": "sha256:...", "verdict": "approve" | "reject", "reason": "...", "policy": ID}``
 (``policy`` only when several external policies await the digest). It is taken only while the
 singleton ``sync-<name>`` runs ``run`` and its custom status lists that digest as awaited; then it
-is raised as the Durable external event ``orchestrations.sync.verdict_event``. Anything else is
+is raised as the Durable external event ``orchestrations.sync.verdict_event``, its reason
+redacted and cut to ``MAX_REASON`` printable characters. Anything else is
 refused before any event is raised: a bad body is 400 naming the field, an unknown sync or a run
 or digest nobody waits for is 404. Answers 202 with what was taken.
 """
@@ -21,7 +22,7 @@ from api.runs import run_state
 from ferry.errors import NotFoundError, UsageError
 from ferry.reference import is_valid_digest
 from ferry.sync.stored import SYNCS
-from ferry.sync.validator import MAX_REASON
+from ferry.sync.validator import MAX_REASON, shown_reason
 from orchestrations.sync import AWAITING, sync_instance_id, verdict_event
 
 bp = df.Blueprint()
@@ -77,8 +78,10 @@ async def _verdict(req: func.HttpRequest, client: Any) -> func.HttpResponse:
     if state is None or not state.active:
         raise NotFoundError(f"{where}: no tick of this sync is running")
     policy = awaited_policy(state.custom_status, run, given["digest"], given["policy"], where)
+    # The payload is kept in the orchestration's history: the reason goes there redacted and cut.
+    reason = None if given["reason"] is None else shown_reason(given["reason"])
     await client.raise_event(instance_id, verdict_event(run, policy, given["digest"]),
-                             {"verdict": given["verdict"], "reason": given["reason"]})
+                             {"verdict": given["verdict"], "reason": reason})
     return json_response({"run": run, "digest": given["digest"], "policy": policy, "verdict": given["verdict"]},
                          202)
 

@@ -28,6 +28,7 @@ from ferry.registry.retry import RetryBudget, RetryPolicy, parse_retry_after
 from ferry.sync.definition import parse_sync
 from ferry.sync.filters import TagFilter
 from ferry.sync.state import MAX_REASON_CHARS, MAX_REASONS, StoredSyncState, TagState
+from ferry.sync.validator import MAX_REASON
 from orchestrations import sync as sync_orchestration
 from runner.client import acall_client_function
 from tests.helpers import app_functions
@@ -432,3 +433,17 @@ def test_a_verdict_event_name_travels_the_raise_event_url_unchanged_whatever_the
         url = yarl.URL(sdk._get_raise_event_url("sync-mine", name, None, None))
         assert (url.path, url.query_string, url.fragment) == (base + name, "", ""), (name, str(url))
         assert "/" not in name  # one path segment, as the host's route takes it
+
+
+def test_a_reason_is_redacted_and_cut_before_it_becomes_an_event(two_syncs):
+    """The event's payload is kept in the orchestration's history (and passed on as the finishing
+    activity's input): a validator's secret or terminal escape must not get that far."""
+    name = two_syncs[0]
+    client = RecordingClient({f"sync-{name}": awaiting_status(RUN, (GOOD, "qa"))})
+    reason = "\x1b[2J\x07CVE-1 " + SAS + " password=hunter2 " + "x" * 1800
+    assert verdict(client, name, RUN, {"digest": GOOD, "verdict": "reject", "reason": reason})[0] == 202
+    [(_, _, data)] = client.raised
+    shown = json.dumps(data)
+    assert "SECRETSAS" not in shown and "hunter2" not in shown and "\\u001b" not in shown and "\\u0007" not in shown
+    assert "CVE-1" in data["reason"], data
+    assert len(data["reason"]) <= MAX_REASON
