@@ -6,7 +6,9 @@ core for as long as it liked. :class:`TagPattern` matches with the ``regex`` pac
 with ``re`` syntax in its default V0 mode) and a timeout of :data:`MATCH_TIMEOUT` seconds per tag;
 a pattern that runs out of time is refused with :class:`PatternTimeout`, naming the pattern, the
 field it came from and the tag. Tags are at most 128 characters, so an honest pattern needs
-microseconds.
+microseconds. One selection's matches share a :class:`MatchBudget` as well (a second plus 100 µs
+per tag): a pattern just under the limit on every tag would otherwise hold a core for the number of
+tags times :data:`MATCH_TIMEOUT`, and a tag list may hold a million tags.
 
 May be imported by any floor.
 """
@@ -14,6 +16,7 @@ May be imported by any floor.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,10 +25,20 @@ import regex
 from ferry.errors import UsageError
 
 MATCH_TIMEOUT = 0.05
+#: All the matches of one selection: TOTAL_TIMEOUT seconds plus TOTAL_PER_TAG per tag it looks at.
+TOTAL_TIMEOUT, TOTAL_PER_TAG = 1.0, 0.0001
 
 
 class PatternTimeout(UsageError):
     """A pattern took longer than :data:`MATCH_TIMEOUT` on one tag: it backtracks."""
+
+
+class MatchBudget:
+    """The time every match of one selection over ``tags`` tags may take together, from now."""
+
+    def __init__(self, tags: int) -> None:
+        self.seconds = TOTAL_TIMEOUT + TOTAL_PER_TAG * tags
+        self.deadline = time.monotonic() + self.seconds
 
 
 @dataclass(frozen=True)
@@ -46,10 +59,18 @@ class TagPattern:
             raise UsageError(f"{where}: {text!r} is not a valid regular expression: {exc}") from exc
         return cls(text, where, compiled)
 
-    def fullmatch(self, tag: str) -> bool:
-        """Whether the whole ``tag`` matches; PatternTimeout when it cannot tell in time."""
+    def fullmatch(self, tag: str, budget: MatchBudget | None = None) -> bool:
+        """Whether the whole ``tag`` matches; PatternTimeout when it cannot tell in time (within
+        :data:`MATCH_TIMEOUT`, and what is left of ``budget``)."""
+        timeout = MATCH_TIMEOUT
+        if budget is not None:
+            timeout = min(timeout, budget.deadline - time.monotonic())
+            if timeout <= 0:
+                raise PatternTimeout(f"{self.where}: {self.text!r} took more than {budget.seconds:.1f} s in all on "
+                                     "the tags of one selection: it backtracks (overlapping or nested repeats "
+                                     "such as (a|aa)+); rewrite it so each character can match one way")
         try:
-            return self.compiled.fullmatch(tag, timeout=MATCH_TIMEOUT) is not None
+            return self.compiled.fullmatch(tag, timeout=timeout) is not None
         except TimeoutError:
             raise PatternTimeout(f"{self.where}: {self.text!r} took more than {MATCH_TIMEOUT * 1000:.0f} ms on tag "
                                  f"{tag[:128]!r}: it backtracks (overlapping or nested repeats such as (a|aa)+); "

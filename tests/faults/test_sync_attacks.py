@@ -447,3 +447,26 @@ def test_a_reason_is_redacted_and_cut_before_it_becomes_an_event(two_syncs):
     assert "SECRETSAS" not in shown and "hunter2" not in shown and "\\u001b" not in shown and "\\u0007" not in shown
     assert "CVE-1" in data["reason"], data
     assert len(data["reason"]) <= MAX_REASON
+
+
+@pytest.mark.parametrize("where", ["sync filter", "copy --tags"])
+def test_many_tags_each_just_under_the_match_limit_are_bounded_in_all(no_network, where):
+    """Each tag alone stays under the per-match limit (about 15 ms here), so no single match times
+    out; without a bound on the whole selection, N tags held a core for N x 15 ms (a tag list may
+    hold a million tags)."""
+    from ferry.jobs.selection import _repository_tags
+    from ferry.jobs.spec import RepositoryTags
+
+    tags = ["a" * 20 + str(i) for i in range(400)]
+    started = time.monotonic()
+    with pytest.raises(UsageError, match="in all"):
+        if where == "sync filter":
+            TagFilter(include=("(a|aa)+b",)).select(tags)
+        else:
+            source = SimpleNamespace(name="src.example.com", list_tags=lambda repository: tags)
+            _repository_tags(source, RepositoryTags("up/app", "base/app", "(a|aa)+b"))  # type: ignore[arg-type]
+    assert time.monotonic() - started < 3.0
+    honest = [f"v1.{i}.0" for i in range(20_000)]
+    started = time.monotonic()
+    assert len(TagFilter(include=(r"v\d+\.\d+\.\d+",), exclude=(r".*-rc.*",)).select(honest)) == 20_000
+    assert time.monotonic() - started < 3.0
