@@ -62,16 +62,15 @@ class TagPattern:
     def fullmatch(self, tag: str, budget: MatchBudget | None = None) -> bool:
         """Whether the whole ``tag`` matches; PatternTimeout when it cannot tell in time (within
         :data:`MATCH_TIMEOUT`, and what is left of ``budget``)."""
-        timeout = MATCH_TIMEOUT
-        if budget is not None:
-            timeout = min(timeout, budget.deadline - time.monotonic())
-            if timeout <= 0:
-                raise PatternTimeout(f"{self.where}: {self.text!r} took more than {budget.seconds:.1f} s in all on "
-                                     "the tags of one selection: it backtracks (overlapping or nested repeats "
-                                     "such as (a|aa)+); rewrite it so each character can match one way")
+        limit = MATCH_TIMEOUT
+        timeout = limit if budget is None else min(limit, budget.deadline - time.monotonic())
         try:
+            if timeout <= 0:
+                raise TimeoutError
             return self.compiled.fullmatch(tag, timeout=timeout) is not None
         except TimeoutError:
-            raise PatternTimeout(f"{self.where}: {self.text!r} took more than {MATCH_TIMEOUT * 1000:.0f} ms on tag "
-                                 f"{tag[:128]!r}: it backtracks (overlapping or nested repeats such as (a|aa)+); "
-                                 "rewrite it so each character can match one way") from None
+            spent = (f"{budget.seconds:.1f} s in all on the tags of one selection" if timeout < limit and budget
+                     else f"{limit * 1000:.0f} ms on tag {tag[:128]!r}")
+            raise PatternTimeout(f"{self.where}: {self.text!r} took more than {spent}: it backtracks (overlapping or "
+                                 "nested repeats such as (a|aa)+); rewrite it so each character can match one way"
+                                 ) from None
