@@ -15,8 +15,11 @@ May be imported by any floor.
 
 from __future__ import annotations
 
+import importlib
 import re
 import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +34,23 @@ TOTAL_TIMEOUT, TOTAL_PER_TAG = 1.0, 0.0001
 
 class PatternTimeout(UsageError):
     """A pattern took longer than :data:`MATCH_TIMEOUT` on one tag: it backtracks."""
+
+
+#: Characters no tag holds, which ``re`` takes literally where the regex package reads a fuzzy
+#: match (``(?:v1){e<=1}``) or a POSIX class (``[[:alpha:]]``, whose last ``]`` re takes literally).
+_READ_OTHERWISE = frozenset(map(ord, "{}[]"))
+
+
+def _literals(node: Any) -> Iterator[int]:
+    """The characters ``re``'s parse tree asks for literally, outside character sets."""
+    if isinstance(node, tuple) and len(node) == 2 and str(node[0]) in ("LITERAL", "IN"):
+        if str(node[0]) == "LITERAL":
+            yield node[1]
+        return
+    children = getattr(node, "data", node)
+    if isinstance(children, list | tuple):
+        for child in children:
+            yield from _literals(child)
 
 
 class MatchBudget:
@@ -53,10 +73,17 @@ class TagPattern:
     def compile(cls, text: str, where: str) -> TagPattern:
         """The pattern; UsageError naming ``where`` when it is not a regular expression."""
         try:
-            re.compile(text)  # the grammar users are told about; regex alone accepts more
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # re's "possible nested set"
+                re.compile(text)  # the grammar users are told about; regex alone accepts more
+                literal = next((chr(c) for c in _literals(importlib.import_module("re._parser").parse(text))
+                                if c in _READ_OTHERWISE), None)
             compiled = regex.compile(text, flags=regex.VERSION0)
         except (re.error, regex.error, RecursionError, OverflowError) as exc:
             raise UsageError(f"{where}: {text!r} is not a valid regular expression: {exc}") from exc
+        if literal is not None:
+            raise UsageError(f"{where}: {text!r} asks for a literal {literal!r}, which no tag holds (and which the "
+                             "matcher would read as a fuzzy match '{e<=1}' or a POSIX class '[[:alpha:]]')")
         return cls(text, where, compiled)
 
     def fullmatch(self, tag: str, budget: MatchBudget | None = None) -> bool:

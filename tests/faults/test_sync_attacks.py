@@ -472,3 +472,21 @@ def test_many_tags_each_just_under_the_match_limit_are_bounded_in_all(no_network
     assert len(TagFilter(include=(r"v\d+\.\d+\.\d+",), exclude=(r".*-rc.*",)).select(honest)) == 20_000
     assert time.monotonic() - started < 3.0
 
+
+@pytest.mark.parametrize(("pattern", "tag"), [
+    (r"(?:v1){e<=1}", "v2"), (r"(?:1\.2\.3){e<=2}", "1.9.9"), (r"v1{e<=1}", "v2"), (r"v1{i<=1,s<=1}", "v2x"),
+    (r"[[:alpha:]]+", "latest"), (r"v[[:digit:]]+", "v12"), (r"[[:^digit:]]+", "rc"),
+])
+def test_a_pattern_means_what_re_says_it_means(no_network, pattern, tag):
+    """The grammar users are told about is Python's ``re``; the ``regex`` package that matches it
+    reads some ``re``-valid text otherwise: ``{e<=1}`` after an item is a fuzzy match there (an
+    include that takes far more tags than written), ``[[:alpha:]]`` a POSIX class. Such a pattern is
+    refused, or matches exactly as ``re`` would."""
+    import re
+
+    try:
+        compiled = TagPattern.compile(pattern, "properties.tags.include[0]")
+    except UsageError as exc:
+        assert "properties.tags.include[0]" in str(exc)
+        return
+    assert compiled.fullmatch(tag) == bool(re.fullmatch(pattern, tag)), (pattern, tag)
