@@ -465,7 +465,7 @@ def test_many_tags_each_just_under_the_match_limit_are_bounded_in_all(no_network
             TagFilter(include=("(a|aa)+b",)).select(tags)
         else:
             source = SimpleNamespace(name="src.example.com", list_tags=lambda repository: tags)
-            _repository_tags(source, RepositoryTags("up/app", "base/app", "(a|aa)+b"))  # type: ignore[arg-type]
+            _repository_tags(source, RepositoryTags("up/app", "base/app", "(a|aa)+b"))
     assert time.monotonic() - started < 3.0
     honest = [f"v1.{i}.0" for i in range(20_000)]
     started = time.monotonic()
@@ -490,3 +490,33 @@ def test_a_pattern_means_what_re_says_it_means(no_network, pattern, tag):
         assert "properties.tags.include[0]" in str(exc)
         return
     assert compiled.fullmatch(tag) == bool(re.fullmatch(pattern, tag)), (pattern, tag)
+
+
+def test_a_thousand_long_tags_with_long_reasons_still_fit_the_table_record(no_network):
+    """A tick remembers up to MAX_TAGS tags; with upstream tags of 128 characters, rollback tags of
+    128 and three reasons of 300 each, the remembered tags alone ran to 1.4 M characters, which the
+    fitting (runs only) could not cut: every write of the state failed ('too large to store'), so
+    nothing was remembered and each tick judged, promoted and notified every tag again."""
+    from ferry.sync.state import MAX_TAGS, SyncRun, TagOutcome
+    from ferry.sync.stored import MAX_STATE_CHARS
+    from ferry.transfer.store import Record, _entity
+
+    class TableLike(StoredSyncState):
+        max_chars = MAX_STATE_CHARS
+
+        def _write(self, body: dict[str, Any]) -> None:
+            _entity(Record("bigsync1", body))  # what the table store would refuse
+            self.written = len(json.dumps(body, separators=(",", ":")))
+
+    tags = [f"{i:04d}" + "t" * 124 for i in range(MAX_TAGS)]
+    policies = "sha256:" + "0" * 64
+    remembered = {t: {"digest": GOOD, "verdict": "rejected", "policies": policies, "unique_tag": "u" * 128,
+                      "reasons": ["r" * MAX_REASON_CHARS] * MAX_REASONS} for t in tags}
+    state = TableLike({"tags": remembered, "runs": []})
+    state.set_tag(tags[0], TagState(OTHER, "promoted", policies, ["\u00e9" * 300] * 3, "u" * 128))
+    run = SyncRun(RUN, "2026-01-01T12:00:00Z", tags=[TagOutcome(t, GOOD, "rejected", ["r" * 2000] * 3) for t in tags])
+    state.add_run(run)
+    assert state.written <= MAX_STATE_CHARS
+    assert [state.tag(t).digest for t in tags[:2]] == [OTHER, GOOD]  # type: ignore[union-attr]
+    assert all(state.tag(t) is not None and state.tag(t).policies == policies for t in tags)  # type: ignore[union-attr]
+    assert state.runs()[0]["run_id"] == RUN
