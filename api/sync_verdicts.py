@@ -68,9 +68,9 @@ def awaited_policy(custom_status: Any, run: str, digest: str, policy: str | None
 
 async def _verdict(req: func.HttpRequest, client: Any) -> func.HttpResponse:
     name, run = route_name(req), req.route_params.get("run", "")
+    if not _RUN_RE.fullmatch(run):  # neither is checked yet: shown quoted and cut
+        raise UsageError(f"syncs/{name[:60]!r}/runs/{run[:20]!r}: run must be a run id (YYYYMMDDHHMMSS)")
     where = f"syncs/{name}/runs/{run}"
-    if not _RUN_RE.fullmatch(run):
-        raise UsageError(f"{where}: run must be a run id (YYYYMMDDHHMMSS)")
     given = parse_verdict(request_body(req))
     await off_loop(resource_store().get, SYNCS, name)  # 404 for an unknown sync
     instance_id = sync_instance_id(name)

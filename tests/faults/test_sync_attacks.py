@@ -520,3 +520,13 @@ def test_a_thousand_long_tags_with_long_reasons_still_fit_the_table_record(no_ne
     assert [state.tag(t).digest for t in tags[:2]] == [OTHER, GOOD]  # type: ignore[union-attr]
     assert all(state.tag(t) is not None and state.tag(t).policies == policies for t in tags)  # type: ignore[union-attr]
     assert state.runs()[0]["run_id"] == RUN
+
+
+@pytest.mark.parametrize(("name", "run"), [("goodname1", "\x1b[2J\x07" + "9" * 5000), ("\x1b]0;pwned\x07" + "n" * 5000,
+                                                                                     RUN + "\r\n")])
+def test_a_hostile_run_id_or_name_is_not_echoed_raw_or_whole(app_env, name, run):
+    client = RecordingClient({})
+    code, answer, text = verdict(client, name, run, {"digest": GOOD, "verdict": "approve"})
+    message = answer["error"]["message"]
+    assert code in (400, 404) and client.raised == []
+    assert len(text) < 500 and not any(ord(ch) < 32 or ord(ch) == 127 for ch in message), message
