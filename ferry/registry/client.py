@@ -127,6 +127,10 @@ class RegistryClient(BlobUploads):
         self._referrers_api: bool | None = None
         #: Seconds to hold off before the next request, when the last answer said none are left.
         self.hold_off: float | None = None
+        #: Seconds of ``Retry-After`` the registry's error answers asked for, in all, and the last one
+        #: (the retry layer waits each in-process; a caller that can wait without holding compute
+        #: hands the rest to a durable timer: ferry.sync.tick).
+        self.asked_to_wait, self.last_retry_after = 0.0, 0.0
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.Client(
             base_url=self.base_url,
@@ -191,8 +195,11 @@ class RegistryClient(BlobUploads):
         body, cut = read_prefix(response, MAX_ERROR_BYTES)
         detail = error_detail(body, cut)
         message = f"{what}: registry {self.registry} answered {status}" + (f" ({detail})" if detail else "")
-        return error_for_status(status, redact(message),
-                                retry_after=parse_retry_after(response.headers.get("retry-after")))
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        if retry_after is not None:
+            self.asked_to_wait += retry_after
+            self.last_retry_after = retry_after
+        return error_for_status(status, redact(message), retry_after=retry_after)
 
     def check_access(self) -> None:
         """Sign in as ``docker login`` does (``GET /v2/``), so rejected credentials fail fast.

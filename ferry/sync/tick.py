@@ -42,6 +42,9 @@ from ferry.transports.base import Source
 
 log = logging.getLogger(__name__)
 SOURCE_CLAIM = "sync/source"
+#: Seconds of ``Retry-After`` one tick waits in-process in all (each wait at most one operation's);
+#: once the source registry has asked for more, the tick holds off on the orchestration's timer.
+MAX_TICK_WAIT = 60.0
 
 
 def _now() -> str:
@@ -99,6 +102,9 @@ def run_sync(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run
             for tag in tags:
                 if client.hold_off:
                     raise HeldOff(client.hold_off)
+                if client.asked_to_wait > MAX_TICK_WAIT:
+                    raise HeldOff(client.last_retry_after, f"the registry asked to wait {client.asked_to_wait:.0f} s "
+                                                           "in all (Retry-After)")
                 head = client.head_manifest(sync.source_repository, tag)
                 requests["HEAD"] += 1
                 record.tags.append(_one_tag(sync, state, env, source, tag, head, policies, run_id, callback,
@@ -124,10 +130,11 @@ def run_sync(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run
 
 
 class HeldOff(Exception):
-    """The registry said no requests are left for ``retry_after`` seconds (``RateLimit-Remaining: 0``)."""
+    """The registry said no requests are left for ``retry_after`` seconds (``RateLimit-Remaining: 0``),
+    or asked for more waiting than one tick does in-process (:data:`MAX_TICK_WAIT`)."""
 
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"RateLimit-Remaining: 0 for {retry_after:.0f} s")
+    def __init__(self, retry_after: float, why: str = "") -> None:
+        super().__init__(why or f"RateLimit-Remaining: 0 for {retry_after:.0f} s")
         self.retry_after: float | None = retry_after
 
 

@@ -577,3 +577,30 @@ def test_the_custom_status_of_a_run_awaiting_many_verdicts_stays_under_16_kb(no_
     next(generator)
     generator.close()
     assert len(json.dumps(statuses[-1])) <= 16 * 1024
+
+
+def test_a_registry_that_asks_every_request_to_wait_a_minute_does_not_hold_a_tick_in_process_for_hours(
+        fake_registry, monkeypatch):
+    """Each Retry-After under a minute is honoured in-process (rule 3), once per operation; a tick
+    makes one HEAD per tag, so a registry answering each tag's first HEAD with 429 and
+    ``Retry-After: 59`` held one activity for tags x 59 s (up to MAX_TAGS: 16 hours) instead of
+    handing the wait to the orchestration's durable timer."""
+    from ferry.jobs.endpoints import JobEnvironment
+    from ferry.sync.tick import run_sync
+    from tests.harness import content as c
+
+    image = c.oci_image([c.random_layer(1_000, 97)], seed=97)
+    for blob in image.all_blobs():
+        fake_registry.add_blob(blob.data)
+    tags = [f"v{i:03d}" for i in range(30)]
+    fake_registry.add_manifest("up/slow", image.media_type, image.raw, tags=tags)
+    for tag in tags:
+        fake_registry.fail_next(f"/manifests/{tag}", 429, times=1, headers={"Retry-After": "59"}, method="HEAD")
+    slept: list[float] = []
+    monkeypatch.setattr("ferry.registry.retry.time.sleep", slept.append)
+    sync = parse_sync("slowsync1", {"properties": {
+        "source": {"registryUri": fake_registry.host, "repository": "up/slow"},
+        "target": {"registryUri": "127.0.0.1:1", "repository": "base/slow"}}})
+    run = run_sync(sync, MemoryState(10_000_000), JobEnvironment(), run_id=RUN, dry_run=True)
+    assert sum(slept) <= 2 * RetryPolicy().max_retry_after, (len(slept), sum(slept))
+    assert run.retry_after is not None or len(run.tags) == len(tags)
