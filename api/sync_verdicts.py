@@ -35,8 +35,10 @@ def parse_verdict(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise UsageError('body: must be {"digest": "sha256:...", "verdict": "approve" | "reject", "reason": "..."}')
     unknown = sorted(set(body) - _FIELDS)
-    if unknown:
-        raise UsageError(f"body: unknown field(s) {', '.join(unknown)}")
+    if unknown:  # the caller's own keys: a few, quoted and cut
+        shown = ", ".join(repr(k[:40]) for k in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5
+                                                               else "")
+        raise UsageError(f"body: unknown field(s) {shown} (a verdict has {', '.join(sorted(_FIELDS))})")
     digest, verdict, reason, policy = (body.get(k) for k in ("digest", "verdict", "reason", "policy"))
     if not isinstance(digest, str) or not is_valid_digest(digest):
         raise UsageError("body.digest: required, a digest (sha256:<64 hex>)")

@@ -604,3 +604,27 @@ def test_a_registry_that_asks_every_request_to_wait_a_minute_does_not_hold_a_tic
     run = run_sync(sync, MemoryState(10_000_000), JobEnvironment(), run_id=RUN, dry_run=True)
     assert sum(slept) <= 2 * RetryPolicy().max_retry_after, (len(slept), sum(slept))
     assert run.retry_after is not None or len(run.tags) == len(tags)
+
+
+def test_a_body_of_many_hostile_unknown_fields_is_not_echoed_back(two_syncs):
+    """The 400 named every unknown field as given: a 1 MiB body of keys came back whole, terminal
+    escapes included."""
+    client = RecordingClient({f"sync-{two_syncs[0]}": awaiting_status(RUN, (GOOD, "qa"))})
+    body = {"digest": GOOD, "verdict": "approve", **{f"\x1b[{i}m": 1 for i in range(40_000)}}
+    code, answer, text = verdict(client, two_syncs[0], RUN, body)
+    message = answer["error"]["message"]
+    assert (code, "unknown field" in message) == (400, True)
+    assert len(text) < 1000 and not any(ord(ch) < 32 for ch in message), message[:200]
+    assert client.raised == []
+
+
+@pytest.mark.parametrize("timeout", [0, -1, 604_801, 10 ** 12, 1.5, True, "600", None])
+def test_an_external_policy_cannot_make_a_run_wait_past_a_week(no_network, timeout):
+    body = sync_body()
+    body["properties"]["policies"][0]["timeoutSeconds"] = timeout
+    if timeout is None:
+        body["properties"]["policies"][0].pop("timeoutSeconds")
+        assert parse_sync("timeouts1", body).policies[0].timeout_seconds <= 7 * 24 * 3600  # type: ignore[attr-defined]
+        return
+    with pytest.raises(UsageError, match=r"timeoutSeconds"):
+        parse_sync("timeouts1", body)
