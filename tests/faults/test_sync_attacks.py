@@ -317,8 +317,11 @@ def test_a_hostile_export_pipeline_name_is_refused_naming_the_field(no_network, 
     assert "properties.target.exportPipeline" in str(refused.value)
 
 
+@pytest.mark.parametrize(("field", "value"), [("uri", "https://169.254.169.254/landing"),
+                                              ("keyVaultUri", "https://169.254.169.254/secrets/sas"),
+                                              ("uri", "http://10.0.0.5:10000/acct/landing")])
 def test_a_pipeline_whose_container_left_the_allow_list_is_refused_before_any_connection(
-        app_env, uname, monkeypatch, loopback_only):
+        app_env, uname, monkeypatch, loopback_only, field, value):
     from activities.sync import sync_tick
     from ferry.sync.stored import SYNCS
     from ferry.transfer.models import ExportPipeline
@@ -335,13 +338,13 @@ def test_a_pipeline_whose_container_left_the_allow_list_is_refused_before_any_co
     assert call("sync_put", "PUT", f"syncs/{name}", body, params={"name": name}).status_code == 201
     # The pipeline is repointed at the metadata address behind the API's back (an older definition,
     # or a narrower allow-list): the tick refuses it before any connection, naming the field.
-    container["uri"] = "https://169.254.169.254/landing"
+    container[field] = value
     store.put(ExportPipeline.collection, Record(pipeline, {"properties": {
         "source": {"registryUri": "src.example.com"}, "target": container}}))
     try:
         result = sync_tick({"name": name, "runId": RUN})
         assert "properties.target.exportPipeline" in result.get("error", ""), result
-        assert "169.254.169.254" in result["error"]
+        assert value.split("/")[2].split(":")[0] in result["error"]
         put = call("sync_put", "PUT", f"syncs/{name}", body, params={"name": name})
         assert put.status_code in (400, 403) and b"properties.target.exportPipeline" in put.get_body()
         assert loopback_only == []
