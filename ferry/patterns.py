@@ -53,6 +53,35 @@ def _literals(node: Any) -> Iterator[int]:
             yield from _literals(child)
 
 
+#: The most a pattern may spell out with its counted repeats expanded, as the regex package does
+#: when it compiles (``(?:x{65535}){65535}``, 19 characters, asked for 4 G characters of memory).
+MAX_EXPANDED = 10_000
+_REPEATS = ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
+
+
+def _expanded(items: Any) -> int:
+    """The items of ``re``'s parse tree once each counted repeat is written out its least number of
+    times (an open or optional repeat counts once): what the regex package builds, near enough."""
+    total = 0
+    for op, av in items:
+        name = str(op)
+        if name in _REPEATS:
+            total += max(int(av[0]), 1) * _expanded(av[2])
+        elif name == "SUBPATTERN":
+            total += _expanded(av[3])
+        elif name == "BRANCH":
+            total += sum(_expanded(branch) for branch in av[1])
+        elif name in ("ASSERT", "ASSERT_NOT"):
+            total += _expanded(av[1])
+        elif name == "ATOMIC_GROUP":
+            total += _expanded(av)
+        elif name == "GROUPREF_EXISTS":
+            total += _expanded(av[1]) + (_expanded(av[2]) if av[2] is not None else 0)
+        else:
+            total += 1
+    return total
+
+
 class MatchBudget:
     """The time every match of one selection over ``tags`` tags may take together, from now."""
 
@@ -76,14 +105,21 @@ class TagPattern:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # re's "possible nested set"
                 re.compile(text)  # the grammar users are told about; regex alone accepts more
-                literal = next((chr(c) for c in _literals(importlib.import_module("re._parser").parse(text))
-                                if c in _READ_OTHERWISE), None)
-            compiled = regex.compile(text, flags=regex.VERSION0)
-        except (re.error, regex.error, RecursionError, OverflowError) as exc:
+                tree = importlib.import_module("re._parser").parse(text)
+            literal = next((chr(c) for c in _literals(tree) if c in _READ_OTHERWISE), None)
+            size = _expanded(tree)
+        except (re.error, RecursionError, OverflowError) as exc:
             raise UsageError(f"{where}: {text!r} is not a valid regular expression: {exc}") from exc
         if literal is not None:
             raise UsageError(f"{where}: {text!r} asks for a literal {literal!r}, which no tag holds (and which the "
                              "matcher would read as a fuzzy match '{e<=1}' or a POSIX class '[[:alpha:]]')")
+        if size > MAX_EXPANDED:
+            raise UsageError(f"{where}: {text!r} spells out {size} characters once its counted repeats are expanded "
+                             f"(at most {MAX_EXPANDED}; a tag has at most 128): count less, or use + and *")
+        try:
+            compiled = regex.compile(text, flags=regex.VERSION0)
+        except (regex.error, RecursionError, OverflowError) as exc:
+            raise UsageError(f"{where}: {text!r} is not a valid regular expression: {exc}") from exc
         return cls(text, where, compiled)
 
     def fullmatch(self, tag: str, budget: MatchBudget | None = None) -> bool:

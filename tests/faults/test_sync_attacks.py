@@ -633,3 +633,35 @@ def test_an_external_policy_cannot_make_a_run_wait_past_a_week(no_network, timeo
         return
     with pytest.raises(UsageError, match=r"timeoutSeconds"):
         parse_sync("timeouts1", body)
+
+
+@pytest.mark.parametrize("pattern", [r"(?:x{65535}){65535}", r"(?:x?|y{65535}){65535}", r"(?:[a-z]{3000}){3000}",
+                                     r"(?:(?:x{128}){128}){128}", r"(?:x{65535}|){65535}"])
+def test_a_short_pattern_cannot_make_the_matcher_expand_gigabytes(no_network, pattern):
+    """The regex package expands counted repeats when it compiles: the 19 characters
+    ``(?:x{65535}){65535}`` asked for 4 G characters, and without a memory limit the process (the
+    Functions worker handling PUT /api/syncs, which compiles the filter chain) was killed. Run in a
+    child limited to 1 GiB of memory so that, unfixed, it is the child that fails."""
+    import subprocess
+    import sys
+
+    code = ("import resource, sys, time\n"
+            "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+            "from ferry.errors import UsageError\n"
+            "from ferry.patterns import TagPattern\n"
+            "from ferry.sync.filters import TagFilter\n"
+            "tags = {'include': [sys.argv[1]]}\n"
+            "for attempt in (lambda: TagFilter.from_json(tags, 'properties.tags'),\n"
+            "                lambda: TagPattern.compile(sys.argv[1], 'tag pattern')):\n"
+            "    started = time.monotonic()\n"
+            "    try:\n"
+            "        attempt()\n"
+            "        print('compiled')\n"
+            "    except UsageError as exc:\n"
+            "        print('refused', round(time.monotonic() - started, 2), str(exc)[:200])\n")
+    child = subprocess.run([sys.executable, "-c", code, pattern], capture_output=True, text=True, timeout=120,
+                           check=False)
+    assert child.returncode == 0, child.stderr[-1000:]
+    lines = child.stdout.splitlines()
+    assert len(lines) == 2 and all(line.startswith("refused") for line in lines), lines
+    assert all(float(line.split()[1]) < 1.0 for line in lines), lines
