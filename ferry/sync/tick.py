@@ -42,8 +42,9 @@ from ferry.transports.base import Source
 
 log = logging.getLogger(__name__)
 SOURCE_CLAIM = "sync/source"
-#: Seconds of ``Retry-After`` one tick waits in-process in all (each wait at most one operation's);
-#: once the source registry has asked for more, the tick holds off on the orchestration's timer.
+#: Seconds of ``Retry-After`` one tick's source client waits in-process in all; once the registry
+#: has asked for more, the next answer asking to wait makes the tick hold off on the orchestration's
+#: timer (a tag list of 1,000 pages, or 1,000 HEADs, each asked to wait 59 s, held it for hours).
 MAX_TICK_WAIT = 60.0
 
 
@@ -92,6 +93,7 @@ def run_sync(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run
     callback = Callback(sync.name, run_id) if later_verdicts else None
     with ExitStack() as stack:
         client = registry_client(source, env, stack, 8)
+        client.max_asked_wait = MAX_TICK_WAIT  # more is waited on the orchestration's timer (a hold)
         try:
             tags = sync.tags.select(client.list_tags(sync.source_repository))
             requests["tag list"] += 1
@@ -102,9 +104,6 @@ def run_sync(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run
             for tag in tags:
                 if client.hold_off:
                     raise HeldOff(client.hold_off)
-                if client.asked_to_wait > MAX_TICK_WAIT:
-                    raise HeldOff(client.last_retry_after, f"the registry asked to wait {client.asked_to_wait:.0f} s "
-                                                           "in all (Retry-After)")
                 head = client.head_manifest(sync.source_repository, tag)
                 requests["HEAD"] += 1
                 record.tags.append(_one_tag(sync, state, env, source, tag, head, policies, run_id, callback,
@@ -130,11 +129,10 @@ def run_sync(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run
 
 
 class HeldOff(Exception):
-    """The registry said no requests are left for ``retry_after`` seconds (``RateLimit-Remaining: 0``),
-    or asked for more waiting than one tick does in-process (:data:`MAX_TICK_WAIT`)."""
+    """The registry said no requests are left for ``retry_after`` seconds (``RateLimit-Remaining: 0``)."""
 
-    def __init__(self, retry_after: float, why: str = "") -> None:
-        super().__init__(why or f"RateLimit-Remaining: 0 for {retry_after:.0f} s")
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"RateLimit-Remaining: 0 for {retry_after:.0f} s")
         self.retry_after: float | None = retry_after
 
 

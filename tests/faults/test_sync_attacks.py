@@ -665,3 +665,35 @@ def test_a_short_pattern_cannot_make_the_matcher_expand_gigabytes(no_network, pa
     lines = child.stdout.splitlines()
     assert len(lines) == 2 and all(line.startswith("refused") for line in lines), lines
     assert all(float(line.split()[1]) < 1.0 for line in lines), lines
+
+
+def test_a_registry_that_asks_every_tag_page_to_wait_a_minute_does_not_hold_a_tick_in_process(
+        fake_registry, monkeypatch):
+    """The same on the tag list: one operation per page, so a registry answering each page's first
+    GET with 429 and ``Retry-After: 59`` held the tick's listing for pages x 59 s (up to 1,000 pages)."""
+    from ferry.jobs.endpoints import JobEnvironment
+    from ferry.sync.tick import run_sync
+    from tests.harness import content as c
+    from tests.harness.fakeregistry import Fault
+
+    image = c.oci_image([c.random_layer(1_000, 98)], seed=98)
+    fake_registry.add_manifest("up/pages", image.media_type, image.raw, tags=[f"t{i:05d}" for i in range(20_000)])
+    answered = {"pages": 0}
+    taken = fake_registry._take_fault
+
+    def every_first_page_request(method: str, path: str) -> Fault | None:
+        if path.endswith("/tags/list"):
+            answered["pages"] += 1
+            if answered["pages"] % 2:
+                return Fault("/tags/list", 429, 1, {"Retry-After": "59"})
+        return taken(method, path)
+
+    monkeypatch.setattr(fake_registry, "_take_fault", every_first_page_request)
+    slept: list[float] = []
+    monkeypatch.setattr("ferry.registry.retry.time.sleep", slept.append)
+    sync = parse_sync("pagesync1", {"properties": {
+        "source": {"registryUri": fake_registry.host, "repository": "up/pages"}, "tags": {"include": ["none"]},
+        "target": {"registryUri": "127.0.0.1:1", "repository": "base/pages"}}})
+    run = run_sync(sync, MemoryState(10_000_000), JobEnvironment(), run_id=RUN, dry_run=True)
+    assert sum(slept) <= 2 * RetryPolicy().max_retry_after, (len(slept), sum(slept))
+    assert run.retry_after is not None
