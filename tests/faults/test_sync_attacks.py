@@ -697,3 +697,45 @@ def test_a_registry_that_asks_every_tag_page_to_wait_a_minute_does_not_hold_a_ti
     run = run_sync(sync, MemoryState(10_000_000), JobEnvironment(), run_id=RUN, dry_run=True)
     assert sum(slept) <= 2 * RetryPolicy().max_retry_after, (len(slept), sum(slept))
     assert run.retry_after is not None
+
+
+@pytest.mark.parametrize("schedule", ["a b c d e f", "0 0 0 31 2 *", "61 * * * * *", "0 */0 * * * *",
+                                      "9999999999 * * * * *"])
+def test_a_schedule_that_cron_cannot_read_or_that_never_fires_is_refused_at_put(no_network, schedule):
+    body = sync_body()
+    body["properties"]["schedule"] = schedule
+    with pytest.raises(UsageError, match=r"properties\.schedule"):
+        parse_sync("cronsync1", body)
+
+
+def test_one_stored_sync_the_timer_cannot_read_does_not_stop_every_other_sync(app_env, uname):
+    """The timer walked every sync and raised on the first whose schedule croniter refused (or whose
+    definition no longer parses, e.g. a pattern refused since it was stored): no sync after it in
+    name order ever started again."""
+    from api.syncs import start_due_syncs
+    from ferry.sync.stored import SYNCS
+    from ferry.transfer.store import Record, ResourceStore
+
+    store = ResourceStore.from_connection_string(app_env)
+    bad_schedule, bad_pattern, good = f"{uname}a", f"{uname}b", f"{uname}c"
+    for name, schedule, include in ((bad_schedule, "0 0 0 31 2 *", "v.*"), (bad_pattern, "* * * * * *", "v{e<=1}"),
+                                    (good, "* * * * * *", "v.*")):
+        body = sync_body()
+        body["properties"] |= {"schedule": schedule, "tags": {"include": [include]}}
+        store.put(SYNCS, Record(name, {"properties": body["properties"]}))
+
+    class Starter(RecordingClient):
+        started: list[str] = []
+
+        async def start_new(self, orchestrator: str, instance_id: str, client_input: Any = None) -> str:
+            self.started.append(instance_id)
+            return instance_id
+
+    client = Starter({})
+    try:
+        started = asyncio.run(start_due_syncs(client, datetime.now(UTC)))
+        assert good in started and f"sync-{good}" in client.started
+        assert bad_schedule not in started and bad_pattern not in started
+    finally:
+        for name in (bad_schedule, bad_pattern, good):
+            store.delete(SYNCS, name)
