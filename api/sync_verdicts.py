@@ -27,6 +27,7 @@ from orchestrations.sync import AWAITING, sync_instance_id, verdict_event
 
 bp = df.Blueprint()
 _RUN_RE = re.compile(r"[0-9]{14}")
+_POLICY_RE = re.compile(r"[^\s\x00-\x1f\x7f]{1,100}")  # a policy id (ferry.sync.policies), printable
 _FIELDS = {"digest", "verdict", "reason", "policy"}
 
 
@@ -46,8 +47,8 @@ def parse_verdict(body: Any) -> dict[str, Any]:
         raise UsageError('body.verdict: required, "approve" or "reject"')
     if reason is not None and (not isinstance(reason, str) or len(reason) > 10 * MAX_REASON):
         raise UsageError(f"body.reason: must be a string of at most {10 * MAX_REASON} characters")
-    if policy is not None and not isinstance(policy, str):
-        raise UsageError("body.policy: must be the id of an external policy")
+    if policy is not None and (not isinstance(policy, str) or not _POLICY_RE.fullmatch(policy)):
+        raise UsageError("body.policy: must be the id of an external policy (1 to 100 characters without spaces)")
     return {"digest": digest, "verdict": verdict, "reason": reason, "policy": policy}
 
 

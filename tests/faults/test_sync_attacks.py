@@ -739,3 +739,12 @@ def test_one_stored_sync_the_timer_cannot_read_does_not_stop_every_other_sync(ap
     finally:
         for name in (bad_schedule, bad_pattern, good):
             store.delete(SYNCS, name)
+
+
+@pytest.mark.parametrize("policy", ["\x1b[2J" + "p" * 100_000, "qa\nqa", "p" * 101])
+def test_a_policy_that_cannot_be_a_policy_id_is_refused_without_echoing_it(two_syncs, policy):
+    client = RecordingClient({f"sync-{two_syncs[0]}": awaiting_status(RUN, (GOOD, "qa"))})
+    code, answer, text = verdict(client, two_syncs[0], RUN, {"digest": GOOD, "verdict": "approve", "policy": policy})
+    message = answer["error"]["message"]
+    assert code in (400, 404) and client.raised == []
+    assert len(text) < 1000 and not any(ord(ch) < 32 for ch in message), message[:200]
