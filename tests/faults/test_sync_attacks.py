@@ -751,3 +751,14 @@ def test_a_policy_that_cannot_be_a_policy_id_is_refused_without_echoing_it(two_s
     message = answer["error"]["message"]
     assert code in (400, 404) and client.raised == []
     assert len(text) < 1000 and not any(ord(ch) < 32 for ch in message), message[:200]
+
+
+@pytest.mark.parametrize("step", ["tick", "holding off", "finish", "done"])
+def test_a_verdict_while_the_run_is_not_awaiting_raises_nothing(two_syncs, step):
+    name = two_syncs[0]
+    held = awaiting_status(RUN, (GOOD, "qa"))
+    held.custom_status["step"] = step
+    client = RecordingClient({f"sync-{name}": held})
+    code, answer, _ = verdict(client, name, RUN, {"digest": GOOD, "verdict": "approve"})
+    assert (code, "is not awaiting verdicts" in answer["error"]["message"]) == (404, True), answer
+    assert client.raised == []
