@@ -3,7 +3,8 @@
 Body ``{"digest": "sha256:...", "verdict": "approve" | "reject", "reason": "...", "policy": ID}``
 (``policy`` only when several external policies await the digest). It is taken only while the
 singleton ``sync-<name>`` runs ``run`` and its custom status lists that digest as awaited; then it
-is raised as the Durable external event ``orchestrations.sync.verdict_event``. Anything else is
+is raised as the Durable external event ``orchestrations.sync.verdict_event``, its reason
+redacted and cut to ``MAX_REASON`` printable characters. Anything else is
 refused before any event is raised: a bad body is 400 naming the field, an unknown sync or a run
 or digest nobody waits for is 404. Answers 202 with what was taken.
 """
@@ -21,11 +22,12 @@ from api.runs import run_state
 from ferry.errors import NotFoundError, UsageError
 from ferry.reference import is_valid_digest
 from ferry.sync.stored import SYNCS
-from ferry.sync.validator import MAX_REASON
+from ferry.sync.validator import MAX_REASON, shown_reason
 from orchestrations.sync import AWAITING, sync_instance_id, verdict_event
 
 bp = df.Blueprint()
 _RUN_RE = re.compile(r"[0-9]{14}")
+_POLICY_RE = re.compile(r"[^\s\x00-\x1f\x7f]{1,100}")  # a policy id (ferry.sync.policies), printable
 _FIELDS = {"digest", "verdict", "reason", "policy"}
 
 
@@ -34,8 +36,10 @@ def parse_verdict(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise UsageError('body: must be {"digest": "sha256:...", "verdict": "approve" | "reject", "reason": "..."}')
     unknown = sorted(set(body) - _FIELDS)
-    if unknown:
-        raise UsageError(f"body: unknown field(s) {', '.join(unknown)}")
+    if unknown:  # the caller's own keys: a few, quoted and cut
+        shown = ", ".join(repr(k[:40]) for k in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5
+                                                               else "")
+        raise UsageError(f"body: unknown field(s) {shown} (a verdict has {', '.join(sorted(_FIELDS))})")
     digest, verdict, reason, policy = (body.get(k) for k in ("digest", "verdict", "reason", "policy"))
     if not isinstance(digest, str) or not is_valid_digest(digest):
         raise UsageError("body.digest: required, a digest (sha256:<64 hex>)")
@@ -43,8 +47,8 @@ def parse_verdict(body: Any) -> dict[str, Any]:
         raise UsageError('body.verdict: required, "approve" or "reject"')
     if reason is not None and (not isinstance(reason, str) or len(reason) > 10 * MAX_REASON):
         raise UsageError(f"body.reason: must be a string of at most {10 * MAX_REASON} characters")
-    if policy is not None and not isinstance(policy, str):
-        raise UsageError("body.policy: must be the id of an external policy")
+    if policy is not None and (not isinstance(policy, str) or not _POLICY_RE.fullmatch(policy)):
+        raise UsageError("body.policy: must be the id of an external policy (1 to 100 characters without spaces)")
     return {"digest": digest, "verdict": verdict, "reason": reason, "policy": policy}
 
 
@@ -67,9 +71,9 @@ def awaited_policy(custom_status: Any, run: str, digest: str, policy: str | None
 
 async def _verdict(req: func.HttpRequest, client: Any) -> func.HttpResponse:
     name, run = route_name(req), req.route_params.get("run", "")
+    if not _RUN_RE.fullmatch(run):  # neither is checked yet: shown quoted and cut
+        raise UsageError(f"syncs/{name[:60]!r}/runs/{run[:20]!r}: run must be a run id (YYYYMMDDHHMMSS)")
     where = f"syncs/{name}/runs/{run}"
-    if not _RUN_RE.fullmatch(run):
-        raise UsageError(f"{where}: run must be a run id (YYYYMMDDHHMMSS)")
     given = parse_verdict(request_body(req))
     await off_loop(resource_store().get, SYNCS, name)  # 404 for an unknown sync
     instance_id = sync_instance_id(name)
@@ -77,8 +81,10 @@ async def _verdict(req: func.HttpRequest, client: Any) -> func.HttpResponse:
     if state is None or not state.active:
         raise NotFoundError(f"{where}: no tick of this sync is running")
     policy = awaited_policy(state.custom_status, run, given["digest"], given["policy"], where)
+    # The payload is kept in the orchestration's history: the reason goes there redacted and cut.
+    reason = None if given["reason"] is None else shown_reason(given["reason"])
     await client.raise_event(instance_id, verdict_event(run, policy, given["digest"]),
-                             {"verdict": given["verdict"], "reason": given["reason"]})
+                             {"verdict": given["verdict"], "reason": reason})
     return json_response({"run": run, "digest": given["digest"], "policy": policy, "verdict": given["verdict"]},
                          202)
 

@@ -32,7 +32,7 @@ from api._http import (
 )
 from api.runs import run_state
 from ferry.egress import EgressPolicy
-from ferry.errors import ConflictError, UsageError
+from ferry.errors import ConflictError, FerryError, UsageError
 from ferry.jobs.endpoints import JobEnvironment
 from ferry.settings import SYNC_TICK
 from ferry.sync.definition import parse_sync
@@ -170,9 +170,13 @@ async def start_due_syncs(client: Any, now: datetime) -> list[str]:
     store = resource_store()
     started = []
     for record in await off_loop(store.list, SYNCS):
-        sync = parse_sync(record.name, record.body)
-        last = await off_loop(last_started, store, record.name)
-        if not sync.enabled or not is_due(sync.schedule, datetime.fromisoformat(last) if last else None, now):
+        try:  # one sync stored under older rules must not stop the others
+            sync = parse_sync(record.name, record.body)
+            last = await off_loop(last_started, store, record.name)
+            if not sync.enabled or not is_due(sync.schedule, datetime.fromisoformat(last) if last else None, now):
+                continue
+        except (FerryError, ValueError) as exc:
+            log.warning("sync %s is not started by the timer: %s", record.name, exc)
             continue
         try:
             await _start(client, record.name, False)

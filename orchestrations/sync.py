@@ -18,6 +18,8 @@ promotes with the verdicts.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Generator
 from datetime import timedelta
 from typing import Any
@@ -32,6 +34,7 @@ AWAITING = "awaiting verdicts"
 #: How often one run holds off when the source registry asks it to, and the longest hold.
 MAX_HOLDS = 5
 MAX_HOLD_S = 6 * 3600.0
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 def sync_instance_id(name: str) -> str:
@@ -40,7 +43,11 @@ def sync_instance_id(name: str) -> str:
 
 def verdict_event(run_id: str, policy: str, digest: str) -> str:
     """One event name per awaited verdict: the SDK keeps only the last of several same-name events
-    raised before a wait, so verdicts on different digests must not share a name."""
+    raised before a wait, so verdicts on different digests must not share a name. The SDK puts the
+    name into the raise-event URL's path unescaped, so a policy id that is not plain (ids may hold
+    any non-space character, such as ``?``, ``#``, ``/`` or ``..``) is named by its hash."""
+    if not _PLAIN_ID.fullmatch(policy):
+        policy = "~" + hashlib.sha256(policy.encode()).hexdigest()[:32]
     return f"verdict-{run_id}-{policy}-{digest}"
 
 

@@ -22,7 +22,7 @@ from ferry.errors import UsageError
 from ferry.jobs.spec import ArchiveContents, Artifacts, ExportRefs, RepositoryTags, Selection
 from ferry.oci.layout import REF_NAME
 from ferry.oci.referrers import is_fallback_tag
-from ferry.patterns import TagPattern
+from ferry.patterns import MatchBudget, TagPattern
 from ferry.plan import CopyRequest
 from ferry.reference import ArtifactSpec, is_valid_repository
 from ferry.transports.archive import ArchiveSource
@@ -82,8 +82,9 @@ def _export_ref(source: Source, ref: str) -> list[CopyRequest]:
 
 def _repository_tags(source: Source, item: RepositoryTags) -> list[CopyRequest]:
     pattern = TagPattern.compile(item.pattern, "tag pattern") if item.pattern is not None else None
-    tags = sorted(t for t in source.list_tags(item.source_repository)
-                  if (pattern is None or pattern.fullmatch(t)) and not is_fallback_tag(t))
+    listed = source.list_tags(item.source_repository)
+    budget = MatchBudget(len(listed))
+    tags = sorted(t for t in listed if (pattern is None or pattern.fullmatch(t, budget)) and not is_fallback_tag(t))
     if not tags:
         raise UsageError(f"no tag of {source.name}/{item.source_repository} matches"
                          + (f" {item.pattern!r}" if item.pattern else ""))

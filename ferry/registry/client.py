@@ -127,6 +127,12 @@ class RegistryClient(BlobUploads):
         self._referrers_api: bool | None = None
         #: Seconds to hold off before the next request, when the last answer said none are left.
         self.hold_off: float | None = None
+        #: Seconds of ``Retry-After`` the registry's error answers asked for, in all, and how many this
+        #: client lets the retry layer wait in-process (None: each operation's budget alone). Past it,
+        #: an answer asking to wait ends its operation at once, keeping ``retry_after`` for a caller
+        #: that waits without holding compute (ferry.sync.tick's durable hold).
+        self.asked_to_wait = 0.0
+        self.max_asked_wait: float | None = None
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.Client(
             base_url=self.base_url,
@@ -191,8 +197,13 @@ class RegistryClient(BlobUploads):
         body, cut = read_prefix(response, MAX_ERROR_BYTES)
         detail = error_detail(body, cut)
         message = f"{what}: registry {self.registry} answered {status}" + (f" ({detail})" if detail else "")
-        return error_for_status(status, redact(message),
-                                retry_after=parse_retry_after(response.headers.get("retry-after")))
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        error = error_for_status(status, redact(message), retry_after=retry_after)
+        if retry_after is not None:
+            self.asked_to_wait += retry_after
+            if self.max_asked_wait is not None and self.asked_to_wait > self.max_asked_wait:
+                error.transient = False  # not waited here: retry_after says when to ask again
+        return error
 
     def check_access(self) -> None:
         """Sign in as ``docker login`` does (``GET /v2/``), so rejected credentials fail fast.

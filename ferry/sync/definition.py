@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from ferry.egress import EgressPolicy
@@ -137,6 +138,16 @@ class SyncDefinition:
                 policy.check_url(rule.url, f"properties.policies[{i}].url")
 
 
+def previous_fire(schedule: str, now: datetime) -> datetime:
+    """When NCRONTAB ``schedule`` (seconds first) last fired by ``now``; ValueError when cron cannot
+    read it or it never fires (the 31st of February)."""
+    from croniter import croniter
+
+    seconds, *rest = schedule.split()
+    fired: datetime = croniter(" ".join([*rest, seconds]), now).get_prev(datetime)
+    return fired
+
+
 def _repository(value: Any, path: str) -> str:
     text = string(value, path, max_length=255)
     assert text is not None
@@ -204,6 +215,11 @@ def parse_sync(name: str, body: Any) -> SyncDefinition:
     schedule = string(props.get("schedule"), "properties.schedule", required=False, max_length=100)
     if schedule is not None and not _NCRONTAB.fullmatch(schedule):
         raise bad("properties.schedule", "must be NCRONTAB with six fields (seconds first), e.g. '0 */15 * * * *'")
+    if schedule is not None:
+        try:
+            previous_fire(schedule, datetime.now(UTC))
+        except ValueError as exc:
+            raise bad("properties.schedule", f"{schedule!r} is not a schedule that fires: {exc}") from None
     enabled = props.get("enabled", True)
     if not isinstance(enabled, bool):
         raise bad("properties.enabled", "must be true or false")

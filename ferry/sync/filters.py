@@ -45,7 +45,7 @@ from typing import Any
 
 from ferry.errors import UsageError
 from ferry.oci.referrers import is_fallback_tag
-from ferry.patterns import PatternTimeout, TagPattern
+from ferry.patterns import MatchBudget, PatternTimeout, TagPattern
 from ferry.sync.versions import VersionRange, parse_range, parse_tag_version, version_key
 from ferry.transfer.fields import string, string_list
 
@@ -137,8 +137,10 @@ class TagFilter:
         """The tags taken, and every tag left out with its stage and reason (sorted by tag)."""
         rejected: list[Rejection] = []
         candidates: list[str] = []
-        for tag in sorted(set(tags)):
-            refusal = self._refusal(tag)
+        unique = sorted(set(tags))
+        budget = MatchBudget(len(unique))
+        for tag in unique:
+            refusal = self._refusal(tag, budget)
             if refusal is None:
                 candidates.append(tag)
             else:
@@ -154,7 +156,7 @@ class TagFilter:
         return FilterResult(_sorted_selection(ranked), tuple(sorted(rejected, key=lambda r: r.tag)), order,
                             not_versions)
 
-    def _refusal(self, tag: str) -> tuple[str, str] | None:
+    def _refusal(self, tag: str, budget: MatchBudget | None = None) -> tuple[str, str] | None:
         """(stage, reason) of the first stage refusing ``tag``; None when it is a candidate."""
         include, versions, exclude = self._compiled
         if len(tag) > MAX_TAG_LENGTH:
@@ -163,7 +165,7 @@ class TagFilter:
             return "valid", "not a valid tag name"
         if is_fallback_tag(tag):
             return "referrers", "a referrers fallback tag, not an artifact"
-        if include and not any(_matches(p, tag) for p in include):
+        if include and not any(_matches(p, tag, budget) for p in include):
             return "include", "matches no include pattern"
         if versions is not None:
             version = parse_tag_version(tag)
@@ -174,7 +176,7 @@ class TagFilter:
                     return "semver", f"a prerelease, which range {versions.text!r} does not name"
                 return "semver", f"outside range {versions.text!r}"
         for pattern in exclude:
-            if _matches(pattern, tag):
+            if _matches(pattern, tag, budget):
                 return "exclude", f"matches exclude pattern {pattern.text!r}"
         return None
 
@@ -212,9 +214,9 @@ def _sorted_selection(tags: list[str]) -> tuple[str, ...]:
     return tuple(sorted(tags))
 
 
-def _matches(pattern: TagPattern, tag: str) -> bool:
+def _matches(pattern: TagPattern, tag: str, budget: MatchBudget | None) -> bool:
     try:
-        return pattern.fullmatch(tag)
+        return pattern.fullmatch(tag, budget)
     except PatternTimeout as exc:
         raise FilterFieldError(pattern.where, str(exc).split(": ", 1)[1]) from None
 

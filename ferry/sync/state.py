@@ -127,13 +127,16 @@ class SyncState(Protocol):
 
 
 def fit(body: dict[str, Any], max_chars: int) -> dict[str, Any]:
-    """``body`` within ``max_chars`` of JSON: the oldest runs dropped first, then the newest run's tag
-    outcomes cut, saying how many. The tags themselves are bounded by :data:`MAX_TAGS`."""
+    """``body`` within ``max_chars`` of JSON: the oldest runs dropped first, then what the remembered
+    tags keep only to show (reasons, rollback tags: :data:`MAX_TAGS` tags of 128 characters with
+    their reasons run past a table record), then the newest run's tag outcomes cut, saying how many."""
     def size() -> int:
         return len(json.dumps(body, separators=(",", ":")))
 
     while size() > max_chars and len(body["runs"]) > 1:
         body["runs"].pop()
+    if size() > max_chars:
+        body["tags"] = {tag: {**kept, "reasons": [], "unique_tag": None} for tag, kept in body["tags"].items()}
     if size() > max_chars and body["runs"]:
         newest = body["runs"][0] = dict(body["runs"][0])
         outcomes = list(newest["tags"])

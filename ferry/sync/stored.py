@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from ferry.errors import ConflictError, NotFoundError
-from ferry.sync.definition import SyncDefinition
+from ferry.sync.definition import SyncDefinition, previous_fire
 from ferry.sync.state import StoredSyncState
 from ferry.transfer.fields import bad
 from ferry.transfer.models import ExportPipeline, parse_export_pipeline
@@ -103,10 +103,7 @@ def is_due(schedule: str | None, last: datetime | None, now: datetime) -> bool:
     without a schedule runs only by hand, one never run is due at its schedule's first time."""
     if not schedule:
         return False
-    from croniter import croniter
-
-    seconds, *rest = schedule.split()
-    previous = croniter(" ".join([*rest, seconds]), now).get_prev(datetime)
+    previous = previous_fire(schedule, now)
     return last is None or previous > last
 
 

@@ -42,6 +42,14 @@ from ferry.transports.base import Source
 
 log = logging.getLogger(__name__)
 SOURCE_CLAIM = "sync/source"
+#: Seconds of ``Retry-After`` one tick's source client waits in-process in all; once the registry
+#: has asked for more, the next answer asking to wait makes the tick hold off on the orchestration's
+#: timer (a tag list of 1,000 pages, or 1,000 HEADs, each asked to wait 59 s, held it for hours).
+MAX_TICK_WAIT = 60.0
+#: Verdicts one run awaits at most: the orchestration's custom status lists each one for the callback
+#: (tag, digest, policy id: up to 400 characters) and stays under 16 KB. The tags after the one that
+#: reached it are looked at by the next tick.
+MAX_AWAITED = 32
 
 
 def _now() -> str:
@@ -87,8 +95,11 @@ def run_sync(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run
     policies = policies_hash(sync.policies)
     source = source_endpoint(sync, env)
     callback = Callback(sync.name, run_id) if later_verdicts else None
+    externals = sum(isinstance(p, ExternalPolicy) for p in sync.policies)
+    complete = True
     with ExitStack() as stack:
         client = registry_client(source, env, stack, 8)
+        client.max_asked_wait = MAX_TICK_WAIT  # more is waited on the orchestration's timer (a hold)
         try:
             tags = sync.tags.select(client.list_tags(sync.source_repository))
             requests["tag list"] += 1
@@ -96,9 +107,15 @@ def run_sync(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run
                 record.notes.append(f"{len(tags)} tags selected; this tick looked at the first {MAX_TAGS} "
                                     "(narrow the filter, e.g. with 'latest')")
                 tags = tags[:MAX_TAGS]
-            for tag in tags:
+            for i, tag in enumerate(tags):
                 if client.hold_off:
                     raise HeldOff(client.hold_off)
+                awaited = sum(len(t.awaiting) for t in record.tags)
+                if callback is not None and awaited and awaited + externals > MAX_AWAITED:
+                    record.notes.append(f"{awaited} verdicts awaited; the other {len(tags) - i} tags are looked at "
+                                        "next tick")
+                    complete = False
+                    break
                 head = client.head_manifest(sync.source_repository, tag)
                 requests["HEAD"] += 1
                 record.tags.append(_one_tag(sync, state, env, source, tag, head, policies, run_id, callback,
@@ -113,7 +130,7 @@ def run_sync(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run
         if pending and record.retry_after is None:  # an archive target: the changed tags go out together
             record.archive, record.archive_bytes = export_changed(sync, state, env, source, pending, policies,
                                                                   run_id)
-    if record.retry_after is None and not dry_run:
+    if record.retry_after is None and complete and not dry_run:
         state.keep_only([t.tag for t in record.tags])  # a tag no longer selected is judged afresh if it returns
     record.tags = _kept(earlier, record.tags)
     record.requests = dict(requests)
