@@ -101,19 +101,12 @@ def run_sync(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run
         client = registry_client(source, env, stack, 8)
         client.max_asked_wait = MAX_TICK_WAIT  # more is waited on the orchestration's timer (a hold)
         try:
-            tags = sync.tags.select(client.list_tags(sync.source_repository))
+            tags = _selected(sync, client.list_tags(sync.source_repository), record)
             requests["tag list"] += 1
-            if len(tags) > MAX_TAGS:
-                record.notes.append(f"{len(tags)} tags selected; this tick looked at the first {MAX_TAGS} "
-                                    "(narrow the filter, e.g. with 'latest')")
-                tags = tags[:MAX_TAGS]
             for i, tag in enumerate(tags):
                 if client.hold_off:
                     raise HeldOff(client.hold_off)
-                awaited = sum(len(t.awaiting) for t in record.tags)
-                if callback is not None and awaited and awaited + externals > MAX_AWAITED:
-                    record.notes.append(f"{awaited} verdicts awaited; the other {len(tags) - i} tags are looked at "
-                                        "next tick")
+                if callback is not None and _awaits_enough(record, externals, len(tags) - i):
                     complete = False
                     break
                 head = client.head_manifest(sync.source_repository, tag)
@@ -138,6 +131,24 @@ def run_sync(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run
     record.finished = None if record.awaiting or record.retry_after is not None else _now()
     state.add_run(record)
     return record
+
+
+def _selected(sync: SyncDefinition, listed: list[str], record: SyncRun) -> list[str]:
+    """The chain's selection from ``listed``, at most :data:`MAX_TAGS` (the run says how many it left out)."""
+    tags = sync.tags.select(listed)
+    if len(tags) > MAX_TAGS:
+        record.notes.append(f"{len(tags)} tags selected; this tick looked at the first {MAX_TAGS} "
+                            "(narrow the filter, e.g. with 'latest')")
+    return tags[:MAX_TAGS]
+
+
+def _awaits_enough(record: SyncRun, externals: int, left: int) -> bool:
+    """Whether one more tag could take the run past :data:`MAX_AWAITED` verdicts (noted in the run)."""
+    awaited = sum(len(t.awaiting) for t in record.tags)
+    if awaited and awaited + externals > MAX_AWAITED:
+        record.notes.append(f"{awaited} verdicts awaited; the other {left} tags are looked at next tick")
+        return True
+    return False
 
 
 class HeldOff(Exception):
