@@ -70,6 +70,8 @@ KINDS: dict[str, type[Policy]] = {cls.kind: cls for cls in (
     EnvPolicy, PlatformsPolicy, MaxSizePolicy, LabelPolicy, AnnotationPolicy, DeniedLayersPolicy,
     ReferrerPolicy, SignaturePolicy, RegoPolicy, ExternalPolicy)}
 _ID_RE = re.compile(r"\S{1,100}")
+#: External validators one sync may name: each adds an awaited verdict per changed tag to the run's status.
+MAX_EXTERNAL = 4
 
 __all__ = ["KINDS", "AnnotationPolicy", "DeniedLayersPolicy", "EnvPolicy", "ExternalPolicy", "Finding",
            "LabelPolicy", "MaxSizePolicy", "PlatformsPolicy", "Policy", "PolicyGate", "ReferrerPolicy", "RegoPolicy",
@@ -82,6 +84,10 @@ def from_json(data: Any, path: str = "policies") -> tuple[Policy, ...]:
         raise bad(path, "must be a JSON list of policies")
     policies: list[Policy] = []
     where: dict[str, int] = {}
+    externals = [i for i, item in enumerate(data) if isinstance(item, dict) and item.get("kind") == "external"]
+    if len(externals) > MAX_EXTERNAL:
+        raise bad(f"{path}[{externals[MAX_EXTERNAL]}]", f"at most {MAX_EXTERNAL} external validators per sync "
+                                                        "(a run awaits each one's verdict on every changed tag)")
     for i, item in enumerate(data):
         policy = parse_policy(item, f"{path}[{i}]")
         if policy.id in where:

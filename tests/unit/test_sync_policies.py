@@ -269,3 +269,10 @@ def test_policies_hash_changes_with_any_rule(index: int, change: dict[str, Any])
     changed[index].update(change)
     assert policies_hash(from_json(changed)) != policies_hash(from_json(ALL_KINDS))
     assert policies_hash(from_json(ALL_KINDS[:-1])) != policies_hash(from_json(ALL_KINDS))
+
+
+def test_a_sync_names_at_most_four_external_validators():
+    many = [{"kind": "external", "id": f"v{i}", "url": f"https://validator{i}.example/check"} for i in range(5)]
+    assert len(from_json(many[:4])) == 4
+    with pytest.raises(UsageError, match=r"policies\[4\]: at most 4 external validators"):
+        from_json(many)
