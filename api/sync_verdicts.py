@@ -6,7 +6,9 @@ singleton ``sync-<name>`` runs ``run`` and its custom status lists that digest a
 is raised as the Durable external event ``orchestrations.sync.verdict_event``, its reason
 redacted and cut to ``MAX_REASON`` printable characters. Anything else is
 refused before any event is raised: a bad body is 400 naming the field, an unknown sync or a run
-or digest nobody waits for is 404. Answers 202 with what was taken.
+or digest nobody waits for is 404. Answers 202 with what was taken. The first verdict raised for a
+digest decides: a second one sent before the orchestration took the first is also answered 202 and
+then ignored (the status stops listing a digest once its verdict is taken; from then on it is 404).
 """
 
 from __future__ import annotations
