@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,11 @@ from ferry.files import replace_file
 MAX_RUNS = 100
 #: Upstream tags one tick looks at (the filter chain's first ones); more are left out, saying so.
 MAX_TAGS = 1000
+#: How often a tick writes the verdicts it remembers (the whole record is rewritten each time): a
+#: tick that judges a thousand tags writes a few records, not a thousand. A crash loses at most the
+#: last seconds' verdicts: the next tick judges those digests again (a promotion then gets one more
+#: rollback tag and notification; the stable tag points at the same digest).
+SAVE_EVERY = 2.0
 #: Reasons kept per tag, and their length, in what a sync remembers.
 MAX_REASONS, MAX_REASON_CHARS = 3, 300
 
@@ -149,7 +155,8 @@ def fit(body: dict[str, Any], max_chars: int) -> dict[str, Any]:
 
 class StoredSyncState:
     """A sync's state as one JSON body (``tags``, ``runs`` newest first, ``lastArchive``), written whole
-    after every change by :meth:`_write`, within ``max_chars``."""
+    by :meth:`_write`, within ``max_chars``: at every change but a tag's, which waits up to
+    :data:`SAVE_EVERY` seconds for the next write."""
 
     max_runs = MAX_RUNS
     max_chars = 8_000_000
@@ -158,15 +165,19 @@ class StoredSyncState:
         data = data or {}
         self._body: dict[str, Any] = {"tags": dict(data.get("tags") or {}), "runs": list(data.get("runs") or []),
                                       "lastArchive": data.get("lastArchive")}
+        self._saved_at = time.monotonic()  # a tick's first verdicts wait for the next write, like the rest
 
     def tag(self, tag: str) -> TagState | None:
         found = self._body["tags"].get(tag)
         return TagState(**found) if isinstance(found, dict) else None
 
     def set_tag(self, tag: str, state: TagState) -> None:
+        """Remember ``state``; written at once if the last write is :data:`SAVE_EVERY` seconds old, else
+        with the next write (at the latest the run's record at the tick's end)."""
         reasons = [reason[:MAX_REASON_CHARS] for reason in state.reasons[:MAX_REASONS]]
         self._body["tags"][tag] = dataclasses.asdict(dataclasses.replace(state, reasons=reasons))
-        self._save()
+        if time.monotonic() - self._saved_at >= SAVE_EVERY:
+            self._save()
 
     def add_run(self, run: SyncRun) -> None:
         self._body["runs"] = with_run(self._body["runs"], run, self.max_runs)
@@ -191,6 +202,7 @@ class StoredSyncState:
 
     def _save(self) -> None:
         self._write(fit(self._body, self.max_chars))
+        self._saved_at = time.monotonic()
 
     def _write(self, body: dict[str, Any]) -> None:
         raise NotImplementedError

@@ -392,7 +392,7 @@ class MemoryState(StoredSyncState):
         self.written.append(json.dumps(body, separators=(",", ":")))
 
 
-def test_huge_rejection_reasons_are_cut_in_what_a_sync_remembers(no_network):
+def test_huge_rejection_reasons_are_cut_in_what_a_sync_remembers(no_network, write_every_change):
     state = MemoryState(10_000_000)
     state.set_tag("v1", TagState(GOOD, "rejected", "sha256:" + "0" * 64,
                                  ["\x1b" + "r" * 100_000 + SAS] * 50))
@@ -535,7 +535,7 @@ def test_a_hostile_run_id_or_name_is_not_echoed_raw_or_whole(app_env, name, run)
     assert len(text) < 500 and not any(ord(ch) < 32 or ord(ch) == 127 for ch in message), message
 
 
-def test_state_writes_are_conditional_on_the_version_read(app_env, uname):
+def test_state_writes_are_conditional_on_the_version_read(app_env, uname, write_every_change):
     """Two ticks of one sync (or a tick over a sync deleted under it) never overwrite each other."""
     from ferry.errors import ConflictError
     from ferry.sync.stored import STATE, TableSyncState
@@ -762,3 +762,9 @@ def test_a_verdict_while_the_run_is_not_awaiting_raises_nothing(two_syncs, step)
     code, answer, _ = verdict(client, name, RUN, {"digest": GOOD, "verdict": "approve"})
     assert (code, "is not awaiting verdicts" in answer["error"]["message"]) == (404, True), answer
     assert client.raised == []
+
+
+@pytest.fixture
+def write_every_change(monkeypatch):
+    """State written at every set_tag, as a tick does once SAVE_EVERY has passed."""
+    monkeypatch.setattr("ferry.sync.state.SAVE_EVERY", 0.0)

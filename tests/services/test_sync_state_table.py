@@ -17,6 +17,12 @@ from ferry.transfer.store import ResourceStore
 DIGEST = "sha256:" + "b" * 64
 
 
+@pytest.fixture(autouse=True)
+def write_every_change(monkeypatch):
+    """State written at every set_tag, as a tick does once SAVE_EVERY has passed."""
+    monkeypatch.setattr("ferry.sync.state.SAVE_EVERY", 0.0)
+
+
 @pytest.fixture
 def store(azurite):
     return ResourceStore.from_connection(StorageConnection("StateTest", azurite.connection_string("acct1")))

@@ -61,3 +61,23 @@ def test_forgotten_tags_and_capped_reasons_persist(tmp_path):
     state.keep_only(["b"])
     again = FileSyncState(path)
     assert (again.tag("a"), again.tag("c")) == (None, None) and again.tag("b") is not None
+
+
+def test_a_tick_writes_its_verdicts_every_few_seconds_not_at_every_tag(tmp_path, monkeypatch):
+    writes: list[int] = []
+
+    class Counting(FileSyncState):
+        def _write(self, body):
+            writes.append(len(body["tags"]))
+            super()._write(body)
+
+    monkeypatch.setattr("ferry.sync.state.SAVE_EVERY", 3600.0)
+    state = Counting(tmp_path / "c.state.json")
+    for i in range(500):
+        state.set_tag(f"t{i}", TagState(DIGEST, "promoted", "sha256:p"))
+    assert writes == []  # nothing written yet: the run's record carries them
+    state.add_run(run_of("r1", 0, 1))
+    assert writes == [500] and FileSyncState(tmp_path / "c.state.json").tag("t499") is not None
+    monkeypatch.setattr("ferry.sync.state.SAVE_EVERY", 0.0)
+    state.set_tag("t500", TagState(DIGEST, "promoted", "sha256:p"))
+    assert writes == [500, 501]  # once the interval passed, the next verdict is written at once
