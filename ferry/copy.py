@@ -307,7 +307,7 @@ def _count(stream: Iterator[bytes], advance: Callable[[int], None]) -> Iterator[
 
 # -- finishing: manifests, referrer records, tags ------------------------------------------
 def _write_all(destination: Destination, plan: CopyPlan, options: CopyOptions) -> None:
-    writes = plan.finish_writes()
+    writes = plan.finish_writes(tag_stores_manifest=getattr(destination, "tag_stores_manifest", False))
     phases: list[tuple[list[Write], Callable[[Write], object], str]] = [
         (wave, lambda w: destination.put_manifest(w.repository, w.descriptor, w.raw), "writing manifests")
         for wave in writes.manifests]

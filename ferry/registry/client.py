@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -124,6 +125,7 @@ class RegistryClient(BlobUploads):
         self.sessions = sessions
         self.auth = RegistryAuth(registry, credentials or Credentials.anonymous())
         self._referrers_api: bool | None = None
+        self._referrers_probe = threading.Lock()
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
         self._http = httpx.Client(
             base_url=self.base_url,
@@ -297,7 +299,18 @@ class RegistryClient(BlobUploads):
         return str(target)
 
     def list_referrers(self, repository: str, digest: str) -> list[Descriptor] | None:
-        """Referrers of ``digest`` through the OCI referrers API; None if the registry lacks the API."""
+        """Referrers of ``digest`` through the OCI referrers API; None if the registry lacks the API.
+
+        A registry that answered once without the API (404, 400, 405, not an index) is not asked
+        again by this client: the first question is asked alone, the others wait for its answer.
+        """
+        if self._referrers_api is None:
+            with self._referrers_probe:
+                if self._referrers_api is None:
+                    return self._ask_referrers(repository, digest)
+        return self._ask_referrers(repository, digest) if self._referrers_api else None
+
+    def _ask_referrers(self, repository: str, digest: str) -> list[Descriptor] | None:
         what = f"referrers of {self.registry}/{repository}@{digest}"
         response = self._request("GET", f"/v2/{repository}/referrers/{digest}", missing_ok=True,
                                  what=what, ok=(200, 400, 405), headers={"Accept": mt.OCI_INDEX})
