@@ -10,7 +10,8 @@ Export (registry → archive), import (archive → registry) and registry → re
 3. Order: blobs, then every artifact's manifests children-first (each digest once per repository),
    then referrer records, then tags, each read back. A tag never names incomplete content, nothing
    is tagged while an all-or-nothing run can still fail, and a re-run redoes only what is missing.
-4. Sources verify digests while streaming; destinations verify again as they store.
+4. Every byte is verified once against its digest, by the source's stream while it passes (it
+   raises before its last chunk); destinations check sizes, and a registry verifies what it stores.
 5. Bounded parallelism over blobs, manifests and tags.
 6. Manifests are copied byte for byte (only a platform-filtered index is authored anew).
 7. One result per artifact: a failure is reported and the rest proceed.
