@@ -51,6 +51,7 @@ from ferry.registry.credentials import Credentials
 from ferry.registry.guard import SIGNED_REDIRECT, GuardedTransport, signed_redirect
 from ferry.registry.retry import RetryPolicy, parse_retry_after, with_retries
 from ferry.registry.upload import BlobUploads, UploadSessions
+from ferry.registry.wire import large_reads, tls_context
 
 log = logging.getLogger(__name__)
 
@@ -127,13 +128,16 @@ class RegistryClient(BlobUploads):
         self._referrers_api: bool | None = None
         self._referrers_probe = threading.Lock()
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        large_reads()
         self._http = httpx.Client(
             base_url=self.base_url,
             auth=self.auth,
             follow_redirects=True,
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             limits=limits,
-            transport=GuardedTransport(egress, f"registry {registry}", limits=limits) if egress else None,
+            verify=tls_context(),
+            transport=GuardedTransport(egress, f"registry {registry}", limits=limits, verify=tls_context())
+            if egress else None,
             # Layers are compressed already and manifests are small: identity keeps every cap a cap.
             headers={"User-Agent": "ferry/0.1", "Accept-Encoding": "identity"},
             event_hooks={"response": [bound_unread_bodies]},

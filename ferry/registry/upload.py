@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import httpx
 
@@ -25,7 +25,7 @@ from ferry.oci.descriptor import Descriptor
 from ferry.redact import redact
 from ferry.registry.bodies import read_prefix
 from ferry.registry.retry import RetryBudget, RetryPolicy, operation
-from ferry.streams import rechunk
+from ferry.streams import Block, blocks
 
 log = logging.getLogger(__name__)
 
@@ -261,10 +261,10 @@ class BlobUploads:
         resume_at = self._resume_or_start(upload)
         offset = 0
         with opener() as stream:  # read (and verified) from the first byte; sent from ``resume_at``
-            for chunk in rechunk(stream, self.chunk_size):
+            for chunk in blocks(stream, self.chunk_size):  # views of what was read: no copy
                 if offset + len(chunk) > resume_at:
                     skip = max(0, resume_at - offset)
-                    self._patch_with_resume(upload, chunk[skip:], offset + skip, budget)
+                    self._patch_with_resume(upload, chunk.tail(skip), offset + skip, budget)
                     self._remember(upload)
                 offset += len(chunk)
         assert upload.location is not None
@@ -275,22 +275,24 @@ class BlobUploads:
         if self.sessions is not None:
             self.sessions.drop(self._session_key(upload))
 
-    def _patch_with_resume(self, upload: _Upload, chunk: bytes, offset: int, budget: RetryBudget) -> None:
-        """PATCH one chunk at ``offset``; on a transient fault ask the server how much it has and
-        send the rest, drawing waits and attempts from the upload's budget."""
+    def _patch_with_resume(self, upload: _Upload, parts: list[memoryview], offset: int, budget: RetryBudget) -> None:
+        """PATCH one chunk (``parts``) at ``offset``; on a transient fault ask the server how much it
+        has and send the rest, drawing waits and attempts from the upload's budget."""
         descriptor = upload.descriptor
+        chunk = Block(parts)
         start = offset
         while True:
-            body = chunk[start - offset:]
+            body = Block(chunk.tail(start - offset))
             if not body:
                 return
             assert upload.location is not None
             headers = {"Content-Type": "application/octet-stream",
                        "Content-Range": f"{start}-{start + len(body) - 1}", "Content-Length": str(len(body))}
             try:
-                # A one-shot iterator, not bytes: httpx keeps requests alive in reference cycles
-                # until the GC runs, and with bytes every chunk sent so far would stay in memory.
-                request = self._http.build_request("PATCH", upload.location, content=_once(body), headers=headers)
+                # An iterator of the views read, not bytes: no copy, and httpx keeps requests alive in
+                # reference cycles until the GC runs (with bytes every chunk sent would stay in memory).
+                content = cast(Iterator[bytes], iter(body.parts))  # bytes-like views
+                request = self._http.build_request("PATCH", upload.location, content=content, headers=headers)
                 response = self._send(request)
                 if response.status_code == 202:
                     read_prefix(response)
@@ -333,5 +335,4 @@ class BlobUploads:
 
 
 
-def _once(data: bytes) -> Iterator[bytes]:
-    yield data
+

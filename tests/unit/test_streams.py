@@ -1,4 +1,4 @@
-"""rechunk regroups a stream into fixed-size pieces, copying each byte once at most."""
+"""rechunk and blocks regroup a stream into fixed-size pieces: one copy of each byte at most, or none."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from ferry.streams import rechunk
+from ferry.streams import blocks, rechunk
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -37,3 +37,17 @@ def test_an_error_in_the_stream_stops_before_the_block_it_would_complete():
     assert next(pieces) == b"x" * 1000
     with pytest.raises(ValueError):
         next(pieces)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_blocks_hold_views_of_the_chunks_read_not_copies(seed):
+    rng = random.Random(seed)
+    size = rng.choice([1, 5, 64, 1000])
+    chunks = [rng.randbytes(rng.randint(0, 300)) for _ in range(rng.randint(0, 30))]
+    found = list(blocks(iter(chunks), size))
+    assert b"".join(bytes(p) for b in found for p in b.parts) == b"".join(chunks)
+    assert all(len(b) == size for b in found[:-1]) and (not found or 0 < len(found[-1]) <= size)
+    assert all(any(p.obj is c for c in chunks) for b in found for p in b.parts)  # views of what was read
+    for block in found:
+        skip = rng.randint(0, len(block))
+        assert b"".join(bytes(p) for p in block.tail(skip)) == b"".join(bytes(p) for p in block.parts)[skip:]
