@@ -308,7 +308,10 @@ def _count(stream: Iterator[bytes], advance: Callable[[int], None]) -> Iterator[
 
 # -- finishing: manifests, referrer records, tags ------------------------------------------
 def _write_all(destination: Destination, plan: CopyPlan, options: CopyOptions) -> None:
-    writes = plan.finish_writes(tag_stores_manifest=getattr(destination, "tag_stores_manifest", False))
+    # A tag write that stores its root may fail like a manifest write; all-or-nothing needs every
+    # manifest stored before the first tag, so only artifacts that stand alone skip the PUT by digest.
+    writes = plan.finish_writes(tag_stores_manifest=getattr(destination, "tag_stores_manifest", False)
+                                and not options.all_or_nothing)
     phases: list[tuple[list[Write], Callable[[Write], object], str]] = [
         (wave, lambda w: destination.put_manifest(w.repository, w.descriptor, w.raw), "writing manifests")
         for wave in writes.manifests]

@@ -251,7 +251,8 @@ class CopyPlan:
 
         ``tag_stores_manifest``: the destination's tag write stores the manifest (a registry's PUT
         by tag), so a tagged root that no other manifest of the run references is not written by
-        digest first: its first tag writes it, in a wave before its other tags.
+        digest first: its first tag writes it, in a wave before its other tags. (Not for an
+        all-or-nothing run: there every manifest must be stored before the first tag is written.)
         """
         manifests: dict[tuple[str, str], Write] = {}
         referrers: dict[tuple[str, str, str], Write] = {}
