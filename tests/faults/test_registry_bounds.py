@@ -490,8 +490,8 @@ def test_integrity_failure_cancels_the_upload_session(fake_registry, registry_b,
 def test_upload_given_up_cancels_every_session(fake_registry, registry_b, proxy, unique_repo):
     layer = c.random_layer(3_000_000, 42)
     fake_registry.add_blob(layer.data)
-    # Every read dies after 2.6 MB: at least six 256 KiB chunks pass (a source's stream holds back
-    # its last read, up to 1 MiB, until it is verified).
+    # Every read dies after 2.6 MB: several 256 KiB chunks pass (a source's stream holds back its
+    # last read, up to 256 KiB, until it is verified).
     fake_registry.truncate_blob(layer.digest, 2_600_000)
     with RegistryClient(fake_registry.host, retry=FAST) as src, \
             RegistryClient(proxy.host, retry=FAST, chunk_size=256 * KiB, monolithic_limit=512 * KiB) as dst:
