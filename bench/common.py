@@ -414,6 +414,8 @@ class RunResult:
     peak_rss: int
     stdout: str
     stderr: str
+    #: User + system CPU seconds of the process and its children (from the rusage of reaped children).
+    cpu: float = 0.0
 
     def check(self) -> RunResult:
         if self.returncode != 0:
@@ -436,6 +438,7 @@ def run_sampled(argv: Sequence[str | Path], *, interval: float = 0.02, env: dict
                 cwd: Path | None = None) -> RunResult:
     """Run `argv`, sampling the RSS of it and its children every `interval` seconds."""
     args = [str(a) for a in argv]
+    cpu_before = reaped_children_cpu()
     start = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd)
     ps = psutil.Process(proc.pid)
@@ -453,15 +456,17 @@ def run_sampled(argv: Sequence[str | Path], *, interval: float = 0.02, env: dict
     for t in readers:
         t.join()
     return RunResult(args, proc.returncode, seconds, peak, b"".join(out).decode(errors="replace"),
-                     b"".join(err).decode(errors="replace"))
+                     b"".join(err).decode(errors="replace"), reaped_children_cpu() - cpu_before)
 
 
 def run_quiet(argv: Sequence[str | Path], *, env: dict[str, str] | None = None) -> RunResult:
     """Run `argv` without sampling (lower overhead); output captured."""
     args = [str(a) for a in argv]
+    cpu_before = reaped_children_cpu()
     start = time.perf_counter()
     proc = subprocess.run(args, capture_output=True, text=True, env=env)
-    return RunResult(args, proc.returncode, time.perf_counter() - start, 0, proc.stdout, proc.stderr)
+    return RunResult(args, proc.returncode, time.perf_counter() - start, 0, proc.stdout, proc.stderr,
+                     reaped_children_cpu() - cpu_before)
 
 
 def fresh_cache_env(root: Path) -> dict[str, str]:
@@ -526,6 +531,28 @@ class CpuMeter:
     def stop(self) -> dict[str, float]:
         end = self._snapshot()
         return {name: end[name] - self._start.get(name, 0.0) for name in end}
+
+
+def hash_cpu(blobs: Iterable[Blob], rounds: int = 3) -> float:
+    """CPU seconds hashlib.sha256 takes over the bytes of ``blobs`` (one thread; best of ``rounds``):
+    the yardstick of Ferry's CPU per byte, which must verify every byte once."""
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.process_time()
+        for blob in blobs:
+            hashlib.sha256(blob.data).digest()
+        best = min(best, time.process_time() - start)
+    return best
+
+
+def startup_cpu(ferry: Path) -> float:
+    """CPU seconds of ``ferry copy --help`` (interpreter start and imports), best of three."""
+    return min(run_quiet([ferry, "copy", "--help"]).check().cpu for _ in range(3))
+
+
+def cpu_ratio(cpu: float, startup: float, hashing: float) -> float | None:
+    """Ferry's CPU net of start-up over hashing CPU for the same bytes."""
+    return (cpu - startup) / hashing if hashing > 0 else None
 
 
 # --- reporting ------------------------------------------------------------------------------

@@ -12,7 +12,15 @@ each into a FRESH empty target registry:
 2. ``skopeo copy --all`` per image (repo:tag), sequentially, as a user would script it.
 3. Raw limits: parallel GET of every unique blob (bytes discarded) and parallel monolithic
    POST+PUT of the same blobs into a fresh registry.
-4. Peak RSS of ``ferry copy`` of one image with a 200 MiB layer (sampled every 20 ms, children included).
+4. Peak RSS of ``ferry copy`` of one image with a 1 GiB layer (times --scale; sampled every 20 ms,
+   children included).
+5. CPU per byte: Ferry's CPU time (user + system, net of its start-up, ``ferry copy --help``) over
+   the CPU hashlib.sha256 takes for the same bytes, for the one run and for the big layer.
+6. Requests per artifact: 20 small single-platform images (config + one 2 KB layer; 5 repositories
+   of 4 tags) in one run (``--all-tags``), one of them by tag alone, and the one run into a target
+   that takes the single-POST upload, each through counting proxies (``tests/harness/faultproxy.py``)
+   in front of both registries: every request either side sees, divided by the artifacts copied,
+   and the split by kind (in the JSON).
 
 Measurements 1-3 run in --repeat interleaved rounds (median reported; dirty pages flushed before
 each); peak RSS is the max over rounds. Every copy is verified (each tag in the target points at
@@ -30,6 +38,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +46,14 @@ from bench.common import (
     MB,
     ROOT,
     MiB,
+    ReferenceSet,
     Registries,
     build_reference_set,
+    cpu_ratio,
     fast_layer,
     fresh_cache_env,
     fresh_registry,
+    hash_cpu,
     log,
     median_of,
     oci_image,
@@ -53,14 +65,18 @@ from bench.common import (
     run_quiet,
     run_sampled,
     settle,
+    startup_cpu,
     target_line,
     timed,
     verify_tags,
 )
+from tests.harness.faultproxy import FaultProxy
+from tests.harness.singlepost import SinglePostRegistry
 
 PYTHON = ROOT / ".venv" / "bin" / "python"
 FERRY = ROOT / ".venv" / "bin" / "ferry"
-TARGETS = {"ferry_over_skopeo": 0.6, "ferry_over_raw_put": 1.5, "peak_rss_mb": 150.0}
+TARGETS = {"ferry_over_skopeo": 0.45, "ferry_over_raw_put": 1.5, "peak_rss_mb": 100.0, "cpu_over_hash": 3.0,
+           "requests_per_artifact": 12.0}
 
 
 def bench_ferry_cli(regs: Registries, src: str, refset: Any, parallel: int) -> dict[str, Any]:
@@ -86,7 +102,53 @@ def bench_ferry_one_run(regs: Registries, src: str, refset: Any, parallel: int) 
                           cwd=ROOT, env=fresh_cache_env(regs.root)).check()
         report = json.loads(res.stdout)
         problems = verify_tags(dst.url, refset)
-    return {"seconds": res.seconds, "peak_rss_mb": res.peak_rss / MB, "report": report, "problems": problems}
+    return {"seconds": res.seconds, "peak_rss_mb": res.peak_rss / MB, "cpu": res.cpu, "report": report,
+            "problems": problems}
+
+
+def small_artifacts(repos: int = 5, tags: int = 4) -> ReferenceSet:
+    """Small single-platform images (a config and one 2 KB layer each), ``tags`` per repository."""
+    images = [(f"bench/small{r}", f"v{t}", oci_image([fast_layer(2000, f"data/{r}-{t}.bin")], label=f"{r}:{t}"))
+              for r in range(repos) for t in range(tags)]
+    return ReferenceSet(images)
+
+
+def bench_requests(regs: Registries) -> dict[str, Any]:
+    """Requests per small single-platform artifact, counted by proxies in front of both registries:
+    one run of every repository (``--all-tags``), one image by tag alone, and the one run again
+    into a target that takes the single-POST upload (``tests/harness/singlepost.py`` in front of
+    the registry; distribution 2.8 lacks it)."""
+    refset = small_artifacts()
+    counts: dict[str, Any] = {"artifacts": len(refset.images)}
+    scenarios = [("one_run", refset.repos, False), ("by_tag", [":".join(refset.images[0][:2])], False),
+                 ("one_run_single_post", refset.repos, True)]
+    with fresh_registry(regs, "src-count") as src:
+        push_set(src.url, refset, workers=8)
+        for key, sources, single_post in scenarios:
+            with fresh_registry(regs, f"dst-count-{key}") as dst:
+                front = SinglePostRegistry(dst.host) if single_post else None
+                src_proxy, dst_proxy = FaultProxy(src.host), FaultProxy(front.host if front else dst.host)
+                try:
+                    run_quiet([FERRY, "copy", *[f"{src_proxy.host}/{s}" for s in sources], dst_proxy.host, "--json",
+                               *(["--all-tags"] if len(sources) > 1 else [])], env=fresh_cache_env(regs.root)).check()
+                finally:
+                    for server in (src_proxy, dst_proxy, *([front] if front else [])):
+                        server.stop()
+                seen = src_proxy.requests + dst_proxy.requests
+                kinds = Counter(f"{k.split()[0]} {_kind(k.split()[1])}" for k in seen.elements())
+                artifacts = len(refset.images) if len(sources) > 1 else 1
+                counts[key] = {"requests": seen.total(), "per_artifact": seen.total() / artifacts,
+                               "by_kind": dict(sorted(kinds.items()))}
+    return counts
+
+
+def _kind(path: str) -> str:
+    for marker, kind in (("/manifests/sha256:", "manifest by digest"), ("/manifests/sha256-", "fallback tag"),
+                         ("/manifests/", "manifest by tag"), ("/blobs/uploads/", "upload"), ("/blobs/", "blob"),
+                         ("/referrers/", "referrers"), ("/tags/list", "tag list")):
+        if marker in path:
+            return kind
+    return path
 
 
 def bench_skopeo(regs: Registries, src: str, refset: Any) -> dict[str, Any]:
@@ -114,10 +176,11 @@ def bench_raw(regs: Registries, src_url: str, refset: Any, workers: int) -> dict
 
 
 def bench_rss(regs: Registries, src: Any, scale: float, parallel: int, repeat: int) -> dict[str, Any]:
-    size = max(1024 * 1024, int(200 * 1024 * 1024 * scale))
+    size = max(1024 * 1024, int(1024 * 1024 * 1024 * scale))
     layer = fast_layer(size, "data/big.bin")
     image = oci_image([layer], label="bench/big:v1")
     push_image(src.url, "bench/big", "v1", image)
+    hashing = hash_cpu([layer])
     del layer
     runs = []
     for _ in range(repeat):
@@ -127,7 +190,8 @@ def bench_rss(regs: Registries, src: Any, scale: float, parallel: int, repeat: i
                                      "--json", "--parallel", str(parallel)],
                                     env=fresh_cache_env(regs.root)).check())
     return {"layer_bytes": size, "seconds": statistics.median(r.seconds for r in runs),
-            "seconds_runs": [r.seconds for r in runs],
+            "seconds_runs": [r.seconds for r in runs], "cpu": statistics.median(r.cpu for r in runs),
+            "hash_cpu": hashing,
             "peak_rss_mb": max(r.peak_rss for r in runs) / MB, "peak_rss_mb_runs": [r.peak_rss / MB for r in runs]}
 
 
@@ -158,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
                           "build_seconds": build_s, "push_seconds": push_s}
         log(f"set: {len(refset.images)} images, {unique / MB:.0f} MB unique, built {build_s:.1f}s, "
             f"pushed {push_s:.1f}s")
+        figures["set"]["hash_cpu"] = hash_cpu(refset.blobs().values())
+        figures["ferry_startup_cpu"] = startup_cpu(FERRY)
         rounds: dict[str, list[dict[str, Any]]] = {"ferry_cli": [], "ferry_one_run": [], "skopeo": [], "raw": []}
         for n in range(1, args.repeat + 1):
             # Interleaved rounds, so that drift (page cache, writeback, neighbours) hits every tool alike.
@@ -175,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
                 figures[name] = median_of(runs)
         log("peak RSS, one big layer")
         figures["rss"] = bench_rss(regs, src, args.scale, args.parallel, args.repeat)
+        log("requests per artifact (through counting proxies)")
+        figures["requests"] = bench_requests(regs)
     figures["bench_seconds"] = time.perf_counter() - bench_start
 
     cli, one = figures["ferry_cli"], figures["ferry_one_run"]
@@ -187,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
         "ferry_one_run_over_raw_put": one["seconds"] / raw["put_seconds"],
         "ferry_cli_over_raw_put": cli["seconds"] / raw["put_seconds"],
         "peak_rss_mb": rss["peak_rss_mb"],
+        "one_run_cpu_over_hash": cpu_ratio(one["cpu"], figures["ferry_startup_cpu"], figures["set"]["hash_cpu"]),
+        "big_layer_cpu_over_hash": cpu_ratio(rss["cpu"], figures["ferry_startup_cpu"], rss["hash_cpu"]),
+        "requests_per_artifact_one_run": figures["requests"]["one_run"]["per_artifact"],
+        "requests_per_artifact_by_tag": figures["requests"]["by_tag"]["per_artifact"],
+        "requests_per_artifact_single_post": figures["requests"]["one_run_single_post"]["per_artifact"],
     }
     figures["ratios"] = ratios
     figures["targets"] = TARGETS
@@ -211,6 +284,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{one['report']['blobs_uploaded']} blobs, mounted {one['report']['blobs_mounted']}, "
         f"peak RSS {one['peak_rss_mb']:.0f} MB (median)",
         f"ferry CLI per repo: uploaded {cli['bytes_uploaded'] / MB:.1f} MB",
+        f"CPU: ferry one run {one['cpu']:.2f} s, big layer {rss['cpu']:.2f} s, ferry start-up "
+        f"{figures['ferry_startup_cpu']:.2f} s; sha256 of the set {s['hash_cpu']:.3f} s, of the big layer "
+        f"{rss['hash_cpu']:.3f} s",
+        f"requests (small single-platform images): one run {figures['requests']['one_run']['requests']} for "
+        f"{figures['requests']['artifacts']} artifacts, one image by tag {figures['requests']['by_tag']['requests']}",
         "",
         "Targets:",
         f"  ferry one run / skopeo       "
@@ -222,6 +300,16 @@ def main(argv: list[str] | None = None) -> int:
         f"  ferry CLI per repo / raw PUT "
         f"{target_line(ratios['ferry_cli_over_raw_put'], TARGETS['ferry_over_raw_put'])}",
         f"  peak RSS (big layer, max)    {target_line(ratios['peak_rss_mb'], TARGETS['peak_rss_mb'], ' MB')}",
+        f"  CPU / sha256, one run        "
+        f"{target_line(ratios['one_run_cpu_over_hash'], TARGETS['cpu_over_hash'])}",
+        f"  CPU / sha256, big layer      "
+        f"{target_line(ratios['big_layer_cpu_over_hash'], TARGETS['cpu_over_hash'])}",
+        f"  requests / artifact, one run "
+        f"{target_line(ratios['requests_per_artifact_one_run'], TARGETS['requests_per_artifact'])}",
+        f"  requests / artifact, by tag  "
+        f"{target_line(ratios['requests_per_artifact_by_tag'], TARGETS['requests_per_artifact'])}",
+        f"  requests / artifact, one run, target with the single POST "
+        f"{target_line(ratios['requests_per_artifact_single_post'], TARGETS['requests_per_artifact'])}",
     ]
     lines = [line for line in lines if line is not None]
     for name in ("ferry_cli", "ferry_one_run", "skopeo"):

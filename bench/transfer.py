@@ -53,9 +53,11 @@ from bench.common import (
     Registries,
     RunResult,
     build_reference_set,
+    cpu_ratio,
     fast_layer,
     fresh_cache_env,
     fresh_registry,
+    hash_cpu,
     http_client,
     log,
     median_of,
@@ -68,6 +70,7 @@ from bench.common import (
     run_quiet,
     run_sampled,
     settle,
+    startup_cpu,
     target_line,
     timed,
     verify_tags,
@@ -80,7 +83,7 @@ SRC_CONTAINER, DST_CONTAINER = "exports", "imports"
 BLOCK = 8 * MiB
 WORKERS = 8
 TARGETS = {"a_over_b": 0.25, "a_relay_over_c": 2.0, "stage_over_raw": 1.5, "archive_over_unique": 1.01,
-           "peak_rss_mb": 150.0}
+           "peak_rss_mb": 100.0, "cpu_over_hash": 3.0}
 
 
 class Storage:
@@ -298,6 +301,7 @@ def bench_rss(regs: Registries, storage: Storage, scale: float) -> dict[str, Any
     size = max(MiB, int(1024 * MiB * scale))
     layer = fast_layer(size, "data/big.bin")
     image = oci_image([layer], label="bench/big:v1")
+    hashing = hash_cpu([layer])
     with fresh_registry(regs, "src-rss") as src:
         push_image(src.url, "bench/big", "v1", image)
         del layer
@@ -323,6 +327,7 @@ def bench_rss(regs: Registries, storage: Storage, scale: float) -> dict[str, Any
     problems = [] if got == image.digest else [f"bench/big:v1 is {got}, expected {image.digest}"]
     return {"layer_bytes": size, **{f"{k}_seconds": r.seconds for k, r in runs.items()},
             **{f"{k}_peak_rss_mb": r.peak_rss / MB for k, r in runs.items()},
+            **{f"{k}_cpu": r.cpu for k, r in runs.items()}, "hash_cpu": hashing,
             "peak_rss_mb": max(r.peak_rss for r in runs.values()) / MB, "problems": problems}
 
 
@@ -349,6 +354,13 @@ def compute_ratios(fig: dict[str, Any], unique: int) -> dict[str, float | None]:
                                  max(raw["azure_get_seconds"], raw["registry_put_seconds"])),
         "archive_over_unique": srv["archive_bytes"] / unique,
         "peak_rss_mb": fig["rss"]["peak_rss_mb"],
+        **{f"{key}_cpu_over_hash": cpu_ratio(statistics.median([srv[key]["cpu_ferry"], rel[key]["cpu_ferry"]]),
+                                             fig["ferry_startup_cpu"], fig["set"]["hash_cpu"])
+           for key in ("export", "import")},
+        "copy_relay_cpu_over_hash": cpu_ratio(rel["copy_blob"]["cpu_ferry"], fig["ferry_startup_cpu"],
+                                              fig["set"]["hash_cpu"]),
+        **{f"big_{key}_cpu_over_hash": cpu_ratio(fig["rss"][f"{key}_cpu"], fig["ferry_startup_cpu"],
+                                                 fig["rss"]["hash_cpu"]) for key in ("export", "import")},
     }
 
 
@@ -402,6 +414,8 @@ def render(fig: dict[str, Any], ratios: dict[str, float | None], repeat: int) ->
         f"{rss['export_peak_rss_mb']:.0f} MB ({rss['export_seconds']:.1f} s), copy-blob --relay "
         f"{rss['copy_blob_relay_peak_rss_mb']:.0f} MB ({rss['copy_blob_relay_seconds']:.1f} s), import "
         f"{rss['import_peak_rss_mb']:.0f} MB ({rss['import_seconds']:.1f} s)",
+        f"CPU of the big layer: export {rss['export_cpu']:.2f} s, import {rss['import_cpu']:.2f} s; sha256 of it "
+        f"{rss['hash_cpu']:.3f} s; of the set {s['hash_cpu']:.3f} s; ferry start-up {fig['ferry_startup_cpu']:.2f} s",
         "",
         "Targets:",
     ]
@@ -416,6 +430,11 @@ def render(fig: dict[str, Any], ratios: dict[str, float | None], repeat: int) ->
         ("import / max(Azurite GET, registry PUT)", "import_over_raw", t["stage_over_raw"], ""),
         ("archive bytes / unique bytes", "archive_over_unique", t["archive_over_unique"], ""),
         ("Ferry peak RSS (big layer)", "peak_rss_mb", t["peak_rss_mb"], " MB"),
+        ("export CPU / sha256 (set, net of start-up)", "export_cpu_over_hash", t["cpu_over_hash"], ""),
+        ("import CPU / sha256 (set, net of start-up)", "import_cpu_over_hash", t["cpu_over_hash"], ""),
+        ("copy-blob relay CPU / sha256 (set)", "copy_relay_cpu_over_hash", t["cpu_over_hash"], ""),
+        ("export CPU / sha256 (big layer)", "big_export_cpu_over_hash", t["cpu_over_hash"], ""),
+        ("import CPU / sha256 (big layer)", "big_import_cpu_over_hash", t["cpu_over_hash"], ""),
     ]:
         lines.append(f"  {label:42s} {target_line(ratios[key], limit, unit)}")
     lines.append(f"  (info) a (server copy) / c               "
@@ -460,6 +479,8 @@ def main(argv: list[str] | None = None) -> int:
                           "build_seconds": build_s, "push_seconds": push_s}
             log(f"set: {len(refset.images)} images, {unique / MB:.0f} MB unique, built {build_s:.1f}s, "
                 f"pushed {push_s:.1f}s")
+            fig["set"]["hash_cpu"] = hash_cpu(refset.blobs().values())
+            fig["ferry_startup_cpu"] = startup_cpu(FERRY)
             rounds: dict[str, list[dict[str, Any]]] = {
                 "ferry_server": [], "ferry_relay": [], "skopeo_pipeline": [], "skopeo_direct": [], "raw": []}
             for n in range(1, args.repeat + 1):

@@ -10,7 +10,8 @@ Export (registry → archive), import (archive → registry) and registry → re
 3. Order: blobs, then every artifact's manifests children-first (each digest once per repository),
    then referrer records, then tags, each read back. A tag never names incomplete content, nothing
    is tagged while an all-or-nothing run can still fail, and a re-run redoes only what is missing.
-4. Sources verify digests while streaming; destinations verify again as they store.
+4. Every byte is verified once against its digest, by the source's stream while it passes (it
+   raises before its last chunk); destinations check sizes, and a registry verifies what it stores.
 5. Bounded parallelism over blobs, manifests and tags.
 6. Manifests are copied byte for byte (only a platform-filtered index is authored anew).
 7. One result per artifact: a failure is reported and the rest proceed.
@@ -307,7 +308,10 @@ def _count(stream: Iterator[bytes], advance: Callable[[int], None]) -> Iterator[
 
 # -- finishing: manifests, referrer records, tags ------------------------------------------
 def _write_all(destination: Destination, plan: CopyPlan, options: CopyOptions) -> None:
-    writes = plan.finish_writes()
+    # A tag write that stores its root may fail like a manifest write; all-or-nothing needs every
+    # manifest stored before the first tag, so only artifacts that stand alone skip the PUT by digest.
+    writes = plan.finish_writes(tag_stores_manifest=getattr(destination, "tag_stores_manifest", False)
+                                and not options.all_or_nothing)
     phases: list[tuple[list[Write], Callable[[Write], object], str]] = [
         (wave, lambda w: destination.put_manifest(w.repository, w.descriptor, w.raw), "writing manifests")
         for wave in writes.manifests]

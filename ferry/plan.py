@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ferry.errors import ConflictError, FerryError
 from ferry.oci.descriptor import Descriptor
-from ferry.oci.manifest import parse_manifest
 from ferry.redact import redact
 from ferry.reference import is_valid_repository, is_valid_tag
 from ferry.transports.base import PlannedArtifact, WritePlan
+from ferry.waves import FinishWrites, finish_waves
 
 
 @dataclass(frozen=True)
@@ -218,17 +217,6 @@ class Write:
 
 
 @dataclass
-class FinishWrites:
-    """What finishing a run writes, in order: manifest waves, referrer records, tag waves. A manifest's
-    wave follows those of its children and subject, a tag's is its root's: no write references a
-    manifest being rewritten (distribution answers that race with 400 DIGEST_INVALID / MANIFEST_BLOB_UNKNOWN)."""
-
-    manifests: list[list[Write]]
-    referrers: list[Write]
-    tags: list[list[Write]]
-
-
-@dataclass
 class CopyPlan:
     """A whole run, walked: per-artifact plans and, per unique blob, every place it must land.
 
@@ -258,8 +246,14 @@ class CopyPlan:
             referrers=tuple((w.repository, w.subject, w.descriptor) for w in writes.referrers if w.subject),
         )
 
-    def finish_writes(self) -> FinishWrites:
-        """The writes of the live artifacts, each (repository, digest), record and tag once."""
+    def finish_writes(self, tag_stores_manifest: bool = False) -> FinishWrites:
+        """The writes of the live artifacts, each (repository, digest), record and tag once.
+
+        ``tag_stores_manifest``: the destination's tag write stores the manifest (a registry's PUT
+        by tag), so a tagged root that no other manifest of the run references is not written by
+        digest first: its first tag writes it, in a wave before its other tags. (Not for an
+        all-or-nothing run: there every manifest must be stored before the first tag is written.)
+        """
         manifests: dict[tuple[str, str], Write] = {}
         referrers: dict[tuple[str, str, str], Write] = {}
         tags: dict[tuple[str, str], Write] = {}
@@ -274,11 +268,7 @@ class CopyPlan:
             for tag in plan.request.target_tags:
                 assert root is not None  # a live artifact has resolved its root
                 tags.setdefault((repository, tag), Write(repository, root, plan.root_raw, tag=tag)).owners.append(plan)
-        levels = _levels(manifests)
-        return FinishWrites(
-            manifests=_waves(manifests.values(), lambda w: levels[(w.repository, w.descriptor.digest)]),
-            referrers=list(referrers.values()),
-            tags=_waves(tags.values(), lambda w: levels.get((w.repository, w.descriptor.digest), 0)))
+        return finish_waves(manifests, referrers, tags, tag_stores_manifest)
 
     def fail_tag_collisions(self) -> None:
         """Artifacts of this run that would point one tag at different manifests all fail."""
@@ -357,32 +347,6 @@ class BlobBatchResult:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
-
-
-def _levels(manifests: dict[tuple[str, str], Write]) -> dict[tuple[str, str], int]:
-    """(repository, digest) -> 0 for a manifest referencing no other of ``manifests``, else one more
-    than the highest of its children and its subject."""
-    levels: dict[tuple[str, str], int] = {}
-
-    def level(key: tuple[str, str]) -> int:
-        if key not in levels:
-            levels[key] = 0  # content addressing rules out cycles; this only stops a forged one
-            write = manifests[key]
-            parsed = parse_manifest(write.raw, write.descriptor.media_type)
-            edges = [d.digest for d in parsed.manifests] + ([parsed.subject.digest] if parsed.subject else [])
-            levels[key] = 1 + max((level((key[0], d)) for d in edges if (key[0], d) in manifests), default=-1)
-        return levels[key]
-
-    for key in manifests:
-        level(key)
-    return levels
-
-
-def _waves(writes: Iterable[Write], level: Callable[[Write], int]) -> list[list[Write]]:
-    waves: dict[int, list[Write]] = {}
-    for write in writes:
-        waves.setdefault(level(write), []).append(write)
-    return [waves[n] for n in sorted(waves)]
 
 
 def hold_back(plans: list[ArtifactPlan], reason: str) -> None:

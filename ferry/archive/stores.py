@@ -5,32 +5,39 @@ entry's data to a store; the store makes the result appear whole, at once, or no
 
 * :class:`FileStore` writes a temporary file beside the target with ``pwrite`` at each entry's
   precomputed offset, and renames it onto the target when published.
-* :class:`BlockBlobStore` stages each entry (header, data and padding) as blocks whose IDs are the
-  SHA-256 of their bytes, and commits the block list when published, with metadata. A re-run of an
-  interrupted export finds the blocks already staged and does not send them again; content-derived
-  IDs make that safe even if the earlier run was given other content.
+* :class:`BlockBlobStore` stages each entry (header, data and padding) as blocks and commits the
+  block list when published, with metadata. Small entries (manifests, the index) get blocks whose
+  IDs are the SHA-256 of their bytes. A blob entry whose bytes are verified against its digest
+  while they pass (``verified=True``; every Source's stream is) is not hashed again: its blocks'
+  IDs derive from a random nonce of the store, the entry and the block index, and once every block
+  is staged and the stream ended verified, a marker block naming the nonce is staged too. A re-run
+  of an interrupted export (:meth:`BlockBlobStore.holds`) reuses an entry only through its marker:
+  the blocks of an entry that failed (or is still being written by another run) carry a nonce no
+  marker names, so they are never reused, and concurrent runs never share a block ID.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ferry.archive import format as fmt
 from ferry.errors import FerryError, UsageError
-from ferry.streams import rechunk
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobClient
 
-#: Azure allows 50,000 blocks in a block blob.
+#: Azure allows 50,000 blocks in a block blob, of up to 4000 MiB each.
 MAX_BLOCKS = 50_000
+MAX_BLOCK_SIZE = 4000 * 1024 * 1024
 
 
 class ArchiveStore(Protocol):
@@ -47,8 +54,15 @@ class ArchiveStore(Protocol):
         """Get ready for the entries of ``layout``."""
         ...
 
-    def write_entry(self, entry: fmt.Entry, chunks: Iterable[bytes]) -> int:
-        """Store exactly ``entry.size`` bytes of data for ``entry``; returns the bytes received."""
+    def write_entry(self, entry: fmt.Entry, chunks: Iterable[bytes], *, verified: bool = False) -> int:
+        """Store exactly ``entry.size`` bytes of data for ``entry``; returns the bytes received.
+        ``verified``: ``chunks`` raises before its last chunk unless the bytes match the digest the
+        entry is named after, so the store need not check them itself."""
+        ...
+
+    def holds(self, entry: fmt.Entry) -> bool:
+        """Whether an earlier, interrupted run of this archive left ``entry`` whole and verified
+        (it then counts as written by this one)."""
         ...
 
     def seal(self, written: set[str]) -> None:
@@ -95,7 +109,10 @@ class FileStore:
         except OSError as exc:
             raise UsageError(f"cannot write archive {self.path}: {exc.strerror or exc}") from exc
 
-    def write_entry(self, entry: fmt.Entry, chunks: Iterable[bytes]) -> int:
+    def holds(self, entry: fmt.Entry) -> bool:
+        return False  # a temporary file is this run's own
+
+    def write_entry(self, entry: fmt.Entry, chunks: Iterable[bytes], *, verified: bool = False) -> int:
         written = 0
         for chunk in chunks:
             if written + len(chunk) > entry.size:
@@ -154,14 +171,34 @@ class FileStore:
 
 def block_id(data: bytes | memoryview) -> str:
     """A block's ID: the hex SHA-256 of its bytes. All IDs are 64 characters, Azure's limit before
-    the base64 encoding the SDK applies."""
+    the base64 encoding the SDK applies (and every ID of a blob must have the same length)."""
     return hashlib.sha256(data).hexdigest()
 
 
-class BlockBlobStore:
-    """An Azure block blob: entries staged as content-addressed blocks, committed at publish."""
+def _entry_key(entry: fmt.Entry, block_size: int) -> str:
+    """31 hex characters naming an entry's layout: its name (the digest), size and block size."""
+    return hashlib.sha256(f"{entry.name}:{entry.size}:{block_size}".encode()).hexdigest()[:31]
 
-    def __init__(self, client: BlobClient, name: str, *, block_size: int = 8 * 1024 * 1024,
+
+def verified_block_id(nonce: str, entry: fmt.Entry, block_size: int, index: int) -> str:
+    """Block ``index`` of a verified entry staged by the store with ``nonce`` ('v' + 63 hex)."""
+    return "v" + hashlib.sha256(f"{nonce}:{entry.name}:{entry.size}:{block_size}:{index}".encode()).hexdigest()[:63]
+
+
+def marker_id(nonce: str, entry: fmt.Entry, block_size: int) -> str:
+    """The marker a store stages once every block of ``entry`` is staged and verified: 'm', the
+    entry's key, and the nonce of its blocks (32 hex), so a re-run can name those blocks."""
+    return "m" + _entry_key(entry, block_size) + nonce
+
+
+class BlockBlobStore:
+    """An Azure block blob: entries staged as blocks (see the module docstring), committed at publish.
+
+    Blocks are ``block_size`` bytes (4 MiB; doubled for an archive that would need more than Azure's
+    50,000), filled into at most ``parallel`` reusable buffers and staged ``parallel`` at a time:
+    the buffers are all the memory an export holds for its bytes, whatever the layer size."""
+
+    def __init__(self, client: BlobClient, name: str, *, block_size: int = 4 * 1024 * 1024,
                  parallel: int = 4) -> None:
         self.client = client
         self.name = name
@@ -170,11 +207,14 @@ class BlockBlobStore:
         self.blocks_staged = 0
         self._layout: fmt.ArchivePlan | None = None
         self._staged: set[str] = set()
+        self._nonce = uuid.uuid4().hex
+        self._markers: dict[str, list[str]] = {}  # entry key -> nonces of its markers
         self._pieces: dict[str, list[str]] = {}
         self._order: list[str] = []
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="ferry-stage")
-        self._in_flight = threading.BoundedSemaphore(parallel)
+        self._parallel = parallel
+        self._buffers = _Buffers(block_size, parallel)
 
     def exists(self) -> bool:
         from ferry.azure.errors import translate_azure_errors
@@ -188,7 +228,11 @@ class BlockBlobStore:
         from ferry.azure.errors import translate_azure_errors
 
         self._layout = layout
-        blocks = sum(-(-(fmt.BLOCK + fmt.padded(e.size)) // self.block_size) for e in layout.entries) + 1
+        while self._blocks(layout) > MAX_BLOCKS and self.block_size < MAX_BLOCK_SIZE:
+            # A huge archive: bigger blocks (the same for every process given one layout).
+            self.block_size = min(self.block_size * 2, MAX_BLOCK_SIZE)
+        self._buffers = _Buffers(self.block_size, self._parallel)
+        blocks = self._blocks(layout)
         if blocks > MAX_BLOCKS:
             raise UsageError(f"archive {self.name} would need {blocks} blocks, more than Azure's {MAX_BLOCKS}; "
                              "export fewer artifacts per archive")
@@ -198,9 +242,27 @@ class BlockBlobStore:
                 self._staged = {block.id for block in listed[1]}
             except ResourceNotFoundError:
                 self._staged = set()
+        for identifier in self._staged:
+            if len(identifier) == 64 and identifier.startswith("m"):
+                self._markers.setdefault(identifier[1:32], []).append(identifier[32:])
 
-    def write_entry(self, entry: fmt.Entry, chunks: Iterable[bytes]) -> int:
-        """Stage header, data and padding of ``entry`` as blocks of up to ``block_size`` bytes."""
+    def _blocks(self, layout: fmt.ArchivePlan) -> int:
+        return sum(-(-(fmt.BLOCK + fmt.padded(e.size)) // self.block_size) for e in layout.entries) + 1
+
+    def holds(self, entry: fmt.Entry) -> bool:
+        pieces = -(-(fmt.BLOCK + fmt.padded(entry.size)) // self.block_size)
+        for nonce in self._markers.get(_entry_key(entry, self.block_size), []):
+            ids = [verified_block_id(nonce, entry, self.block_size, i) for i in range(pieces)]
+            if all(i in self._staged for i in ids):
+                with self._lock:
+                    self._pieces[entry.name] = ids
+                    self.blocks_skipped += len(ids)
+                return True
+        return False
+
+    def write_entry(self, entry: fmt.Entry, chunks: Iterable[bytes], *, verified: bool = False) -> int:
+        """Stage header, data and padding of ``entry`` as blocks of up to ``block_size`` bytes; a
+        verified entry's blocks get nonce IDs, and its marker once every block is staged."""
         received = 0
 
         def stream() -> Iterator[bytes]:
@@ -214,25 +276,30 @@ class BlockBlobStore:
             if received == entry.size:
                 yield fmt.padding(entry.size)
 
-        ids = self._stage_all(rechunk(stream(), self.block_size))
+        namer = partial(verified_block_id, self._nonce, entry, self.block_size) if verified else None
+        ids = self._stage_all(self._buffers.fill(stream()), namer)
         if received == entry.size:
+            if verified:
+                self._stage(b"\0", marker_id(self._nonce, entry, self.block_size))
             with self._lock:
                 self._pieces[entry.name] = ids
         return received
 
-    def _stage_all(self, pieces: Iterator[bytes]) -> list[str]:
-        """Stage ``pieces`` in order of IDs, several at once: one large layer is not staged one
-        block at a time. ``_in_flight`` caps the pieces held in memory across all entries."""
+    def _stage_all(self, pieces: Iterator[tuple[bytearray, int]], namer: Callable[[int], str] | None = None
+                   ) -> list[str]:
+        """Stage ``pieces`` (pooled buffers, filled) in order of IDs, several at once: one large
+        layer is not staged one block at a time. Each buffer goes back to the pool once staged: the
+        pool caps the bytes held across all entries, and reusing it spares a new 8 MiB each block."""
         futures: list[Future[str]] = []
         try:
-            for piece in pieces:
-                self._in_flight.acquire()
+            for index, (buffer, length) in enumerate(pieces):
                 try:
-                    future = self._pool.submit(self._stage, piece)
+                    future = self._pool.submit(self._stage, memoryview(buffer)[:length],
+                                               namer(index) if namer else None)
                 except BaseException:
-                    self._in_flight.release()
+                    self._buffers.give(buffer)
                     raise
-                future.add_done_callback(lambda _f: self._in_flight.release())
+                future.add_done_callback(lambda _f, b=buffer: self._buffers.give(b))  # type: ignore[misc]
                 futures.append(future)
         except BaseException:
             wait(futures)  # let staged pieces finish before the error propagates
@@ -282,17 +349,60 @@ class BlockBlobStore:
         with self._lock:
             self._pieces.update(state["pieces"])
 
-    def _stage(self, data: bytes | memoryview) -> str:
+    def _stage(self, data: bytes | memoryview, identifier: str | None = None) -> str:
         from ferry.azure.errors import translate_azure_errors
 
-        identifier = block_id(data)
+        identifier = identifier or block_id(data)
         with self._lock:
             if identifier in self._staged:
                 self.blocks_skipped += 1
                 return identifier
         with translate_azure_errors(f"archive {self.name}"):
-            self.client.stage_block(identifier, bytes(data), length=len(data))
+            # A buffer, not bytes: urllib3 sends it as it is (azure-core and requests pass it on).
+            self.client.stage_block(identifier, data, length=len(data))  # type: ignore[arg-type]
         with self._lock:
             self._staged.add(identifier)
             self.blocks_staged += 1
         return identifier
+
+
+class _Buffers:
+    """At most ``count`` reusable buffers of ``size`` bytes, made when first needed."""
+
+    def __init__(self, size: int, count: int) -> None:
+        self.size = size
+        self._free: queue.LifoQueue[bytearray] = queue.LifoQueue()
+        self._left = count
+        self._lock = threading.Lock()
+
+    def take(self) -> bytearray:
+        with self._lock:
+            if self._free.empty() and self._left > 0:
+                self._left -= 1
+                return bytearray(self.size)
+        return self._free.get()
+
+    def give(self, buffer: bytearray) -> None:
+        self._free.put(buffer)
+
+    def fill(self, stream: Iterator[bytes]) -> Iterator[tuple[bytearray, int]]:
+        """Copy ``stream`` into buffers taken in turn: (buffer, bytes in it), full but for the last.
+        The consumer owns each buffer yielded (and gives it back); one not yielded is given back."""
+        buffer, held = self.take(), 0
+        try:
+            for chunk in stream:
+                data = memoryview(chunk)
+                while data:
+                    take = min(self.size - held, len(data))
+                    buffer[held:held + take] = data[:take]
+                    held, data = held + take, data[take:]
+                    if held == self.size:
+                        full, buffer, held = buffer, bytearray(), 0
+                        yield full, self.size
+                        buffer = self.take()
+            if held:
+                full, buffer = buffer, bytearray()
+                yield full, held
+        finally:
+            if len(buffer):
+                self.give(buffer)

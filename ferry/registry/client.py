@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,9 +49,10 @@ from ferry.registry.bodies import (
 )
 from ferry.registry.credentials import Credentials
 from ferry.registry.guard import SIGNED_REDIRECT, GuardedTransport, signed_redirect
-from ferry.registry.ratelimit import hold_off
+from ferry.registry.ratelimit import RateLimitWatch
 from ferry.registry.retry import RetryPolicy, parse_retry_after, with_retries
 from ferry.registry.upload import BlobUploads, UploadSessions
+from ferry.registry.wire import large_reads, tls_context
 
 log = logging.getLogger(__name__)
 
@@ -125,22 +127,19 @@ class RegistryClient(BlobUploads):
         self.sessions = sessions
         self.auth = RegistryAuth(registry, credentials or Credentials.anonymous())
         self._referrers_api: bool | None = None
-        #: Seconds to hold off before the next request, when the last answer said none are left.
-        self.hold_off: float | None = None
-        #: Seconds of ``Retry-After`` the registry's error answers asked for, in all, and how many this
-        #: client lets the retry layer wait in-process (None: each operation's budget alone). Past it,
-        #: an answer asking to wait ends its operation at once, keeping ``retry_after`` for a caller
-        #: that waits without holding compute (ferry.sync.tick's durable hold).
-        self.asked_to_wait = 0.0
-        self.max_asked_wait: float | None = None
+        self.rate_limit = RateLimitWatch()
+        self._referrers_probe = threading.Lock()
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        large_reads()
         self._http = httpx.Client(
             base_url=self.base_url,
             auth=self.auth,
             follow_redirects=True,
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             limits=limits,
-            transport=GuardedTransport(egress, f"registry {registry}", limits=limits) if egress else None,
+            verify=tls_context(),
+            transport=GuardedTransport(egress, f"registry {registry}", limits=limits, verify=tls_context())
+            if egress else None,
             # Layers are compressed already and manifests are small: identity keeps every cap a cap.
             headers={"User-Agent": "ferry/0.1", "Accept-Encoding": "identity"},
             event_hooks={"response": [bound_unread_bodies]},
@@ -177,7 +176,7 @@ class RegistryClient(BlobUploads):
 
         def attempt() -> Reply | None:
             response = self._send(self._http.build_request(method, url, **kwargs))
-            self.hold_off = hold_off(response.headers)
+            self.rate_limit.answered(response.headers)
             if response.status_code in ok:
                 if limit is None or method == "HEAD":
                     read_prefix(response)
@@ -199,10 +198,7 @@ class RegistryClient(BlobUploads):
         message = f"{what}: registry {self.registry} answered {status}" + (f" ({detail})" if detail else "")
         retry_after = parse_retry_after(response.headers.get("retry-after"))
         error = error_for_status(status, redact(message), retry_after=retry_after)
-        if retry_after is not None:
-            self.asked_to_wait += retry_after
-            if self.max_asked_wait is not None and self.asked_to_wait > self.max_asked_wait:
-                error.transient = False  # not waited here: retry_after says when to ask again
+        self.rate_limit.asked(error, retry_after)
         return error
 
     def check_access(self) -> None:
@@ -312,7 +308,18 @@ class RegistryClient(BlobUploads):
         return str(target)
 
     def list_referrers(self, repository: str, digest: str) -> list[Descriptor] | None:
-        """Referrers of ``digest`` through the OCI referrers API; None if the registry lacks the API."""
+        """Referrers of ``digest`` through the OCI referrers API; None if the registry lacks the API.
+
+        A registry that answered once without the API (404, 400, 405, not an index) is not asked
+        again by this client: the first question is asked alone, the others wait for its answer.
+        """
+        if self._referrers_api is None:
+            with self._referrers_probe:
+                if self._referrers_api is None:
+                    return self._ask_referrers(repository, digest)
+        return self._ask_referrers(repository, digest) if self._referrers_api else None
+
+    def _ask_referrers(self, repository: str, digest: str) -> list[Descriptor] | None:
         what = f"referrers of {self.registry}/{repository}@{digest}"
         response = self._request("GET", f"/v2/{repository}/referrers/{digest}", missing_ok=True,
                                  what=what, ok=(200, 400, 405), headers={"Accept": mt.OCI_INDEX})

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import httpx
 
@@ -25,9 +25,17 @@ from ferry.oci.descriptor import Descriptor
 from ferry.redact import redact
 from ferry.registry.bodies import read_prefix
 from ferry.registry.retry import RetryBudget, RetryPolicy, operation
-from ferry.streams import rechunk
+from ferry.streams import Block, blocks
 
 log = logging.getLogger(__name__)
+
+#: Blobs up to this size are read into memory and sent in one ``POST ?digest=`` to a registry that
+#: takes that form; larger ones go POST, then PUT.
+SINGLE_POST_LIMIT = 1024 * 1024
+#: While it is not known whether the registry takes it, only blobs this small probe it: a registry
+#: without it answers 202 without reading the body (then the session it opened gets a PUT), and a
+#: server may close a connection whose unread body is larger than this (Go reads 256 KiB of it).
+PROBE_LIMIT = 64 * 1024
 
 #: A stream of blob bytes; opening it again restarts from the first byte.
 BlobOpener = Callable[[], AbstractContextManager[Iterator[bytes]]]
@@ -73,6 +81,8 @@ class BlobUploads:
     chunk_size: int
     monolithic_limit: int
     _http: httpx.Client
+    #: Whether the registry takes a monolithic upload in one ``POST ?digest=`` (None: not known yet).
+    _single_post: bool | None = None
 
     def _request(self, method: str, url: str, *, what: str, ok: tuple[int, ...] = (200,),
                  missing_ok: bool = False, **kwargs: Any) -> Any:
@@ -197,9 +207,18 @@ class BlobUploads:
 
     def _push_monolithic(self, upload: _Upload, opener: BlobOpener) -> None:
         descriptor = upload.descriptor
-        location = self._start_upload(upload)
-        url = httpx.URL(location).copy_merge_params({"digest": descriptor.digest})
-        with opener() as chunks:
+        single_post_limit = {True: SINGLE_POST_LIMIT, None: PROBE_LIMIT}.get(self._single_post, -1)
+        if descriptor.size <= single_post_limit:
+            with opener() as chunks:
+                body = b"".join(chunks)
+            if self._post_monolithic(upload, body):
+                return
+            content: bytes | Iterator[bytes] | None = body
+        else:
+            self._start_upload(upload)
+            content = None
+        url = httpx.URL(upload.location or "").copy_merge_params({"digest": descriptor.digest})
+        with opener() if content is None else nullcontext(content) as chunks:
             request = self._http.build_request(
                 "PUT", url, content=chunks,
                 headers={"Content-Type": "application/octet-stream", "Content-Length": str(descriptor.size)})
@@ -210,15 +229,42 @@ class BlobUploads:
         read_prefix(response)
         upload.location = None
 
+    def _post_monolithic(self, upload: _Upload, body: bytes) -> bool:
+        """The single-request upload (``POST ?digest=`` with the bytes; 201): True when done. A
+        registry without it opens a session instead (202: ``upload.location``, where the caller PUTs
+        the bytes) or refuses the form (then a session is started): either is remembered, so this
+        client asks with a body only while the answer is unknown and small blobs make the probes.
+        The body is bytes (at most ``SINGLE_POST_LIMIT``), so an auth challenge can replay it."""
+        descriptor = upload.descriptor
+        what = f"upload {descriptor.digest} to {self.registry}/{upload.repository}"
+        request = self._http.build_request(
+            "POST", f"/v2/{upload.repository}/blobs/uploads/", params={"digest": descriptor.digest}, content=body,
+            headers={"Content-Type": "application/octet-stream"})
+        response = self._send(request)
+        if response.status_code == 201:
+            read_prefix(response)
+            self._single_post, upload.sent, upload.location = True, descriptor.size, None
+            return True
+        if response.status_code == 202 and (location := response.headers.get("location")):
+            read_prefix(response)
+            self._single_post, upload.location = False, self._absolute(location)
+            return False
+        if response.status_code in (400, 405, 415, 501):
+            read_prefix(response)
+            self._single_post = False
+            self._start_upload(upload)
+            return False
+        raise self._error(response, what)
+
     def _push_chunked(self, upload: _Upload, opener: BlobOpener, budget: RetryBudget) -> None:
         descriptor = upload.descriptor
         resume_at = self._resume_or_start(upload)
         offset = 0
         with opener() as stream:  # read (and verified) from the first byte; sent from ``resume_at``
-            for chunk in rechunk(stream, self.chunk_size):
+            for chunk in blocks(stream, self.chunk_size):  # views of what was read: no copy
                 if offset + len(chunk) > resume_at:
                     skip = max(0, resume_at - offset)
-                    self._patch_with_resume(upload, chunk[skip:], offset + skip, budget)
+                    self._patch_with_resume(upload, chunk.tail(skip), offset + skip, budget)
                     self._remember(upload)
                 offset += len(chunk)
         assert upload.location is not None
@@ -229,22 +275,24 @@ class BlobUploads:
         if self.sessions is not None:
             self.sessions.drop(self._session_key(upload))
 
-    def _patch_with_resume(self, upload: _Upload, chunk: bytes, offset: int, budget: RetryBudget) -> None:
-        """PATCH one chunk at ``offset``; on a transient fault ask the server how much it has and
-        send the rest, drawing waits and attempts from the upload's budget."""
+    def _patch_with_resume(self, upload: _Upload, parts: list[memoryview], offset: int, budget: RetryBudget) -> None:
+        """PATCH one chunk (``parts``) at ``offset``; on a transient fault ask the server how much it
+        has and send the rest, drawing waits and attempts from the upload's budget."""
         descriptor = upload.descriptor
+        chunk = Block(parts)
         start = offset
         while True:
-            body = chunk[start - offset:]
+            body = Block(chunk.tail(start - offset))
             if not body:
                 return
             assert upload.location is not None
             headers = {"Content-Type": "application/octet-stream",
                        "Content-Range": f"{start}-{start + len(body) - 1}", "Content-Length": str(len(body))}
             try:
-                # A one-shot iterator, not bytes: httpx keeps requests alive in reference cycles
-                # until the GC runs, and with bytes every chunk sent so far would stay in memory.
-                request = self._http.build_request("PATCH", upload.location, content=_once(body), headers=headers)
+                # An iterator of the views read, not bytes: no copy, and httpx keeps requests alive in
+                # reference cycles until the GC runs (with bytes every chunk sent would stay in memory).
+                content = cast(Iterator[bytes], iter(body.parts))  # bytes-like views
+                request = self._http.build_request("PATCH", upload.location, content=content, headers=headers)
                 response = self._send(request)
                 if response.status_code == 202:
                     read_prefix(response)
@@ -287,5 +335,4 @@ class BlobUploads:
 
 
 
-def _once(data: bytes) -> Iterator[bytes]:
-    yield data
+

@@ -99,13 +99,13 @@ def run_sync(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run
     complete = True
     with ExitStack() as stack:
         client = registry_client(source, env, stack, 8)
-        client.max_asked_wait = MAX_TICK_WAIT  # more is waited on the orchestration's timer (a hold)
+        client.rate_limit.max_asked_wait = MAX_TICK_WAIT  # more is waited on the orchestration's timer (a hold)
         try:
             tags = _selected(sync, client.list_tags(sync.source_repository), record)
             requests["tag list"] += 1
             for i, tag in enumerate(tags):
-                if client.hold_off:
-                    raise HeldOff(client.hold_off)
+                if client.rate_limit.hold_off:
+                    raise HeldOff(client.rate_limit.hold_off)
                 if callback is not None and _awaits_enough(record, externals, len(tags) - i):
                     complete = False
                     break

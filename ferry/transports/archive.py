@@ -165,19 +165,33 @@ class ArchiveDestination:
 
     # -- the Destination protocol ---------------------------------------------------------------
     def has_blob(self, repository: str, descriptor: Descriptor) -> bool:
+        """Whether the blob is in the archive: written by this run, in the baseline, or left whole and
+        verified by an interrupted earlier run of this archive (then it is not read again)."""
         if descriptor.digest in self.baseline:
             return True
+        name = blob_path(descriptor.digest)
         with self._lock:
-            return blob_path(descriptor.digest) in self._written
+            if name in self._written:
+                return True
+        entry = self._entries.get(name)
+        if entry is None or entry.size != descriptor.size or not self.store.holds(entry):
+            return False
+        with self._lock:
+            self._written.add(name)
+        return True
 
     def put_blob(self, repository: str, descriptor: Descriptor, opener: BlobOpener) -> int:
+        """Store a blob's bytes as they stream. They are verified once, by the source's stream (a
+        Source's stream raises before its last chunk unless bytes and size match the descriptor);
+        the size is checked again here."""
         entry = self._entry(descriptor.digest)
         if entry.size != descriptor.size:
             raise IntegrityError(f"blob {descriptor.digest}: descriptor says {descriptor.size} bytes, "
                                  f"the plan {entry.size}")
         with opener() as stream:
-            written = self.store.write_entry(
-                entry, verify_stream(stream, descriptor, what=f"blob {descriptor.digest}"))
+            written = self.store.write_entry(entry, stream, verified=True)
+        if written != entry.size:
+            raise IntegrityError(f"blob {descriptor.digest}: truncated, got {written} of {entry.size} bytes")
         with self._lock:
             self._written.add(entry.name)
         return written

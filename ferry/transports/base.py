@@ -14,7 +14,8 @@ Destination
     * Writes come in this order: blobs, then manifests by digest (children before parents), then
       tags. There are no transactions: a destination must never expose a tag before the content
       it names is complete, and a re-run must redo only what is missing.
-    * ``put_blob`` verifies digest and size while streaming and keeps nothing on failure; it may
+    * ``put_blob`` keeps nothing unless the stream ends without error (the source's stream is the
+      one digest check of every byte, raising before its last chunk) and the size is right; it may
       call the opener again to retry from the first byte. It returns the bytes it transferred.
     * ``put_manifest`` stores raw bytes byte-for-byte under their digest.
     * ``set_tag`` points a tag at an already stored manifest.

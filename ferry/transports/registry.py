@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 
 from ferry.blobcache import BlobLocationCache
-from ferry.errors import NotFoundError
+from ferry.errors import IntegrityError, NotFoundError
 from ferry.foreign import open_foreign_blob
 from ferry.oci import mediatypes as mt
 from ferry.oci.descriptor import Descriptor
@@ -35,21 +35,34 @@ class RegistrySource:
     """Reads from a registry through one shared :class:`RegistryClient`.
 
     With a ``cache``, the repositories blobs are read from are remembered, so a later copy into
-    the same registry can mount them instead of uploading.
+    the same registry can mount them instead of uploading. A manifest read by :meth:`resolve` is
+    kept (verified) until its first :meth:`fetch_manifest`: a tag costs one GET, not a second by digest.
+    A registry without the referrers API is asked for the ``sha256-<hex>`` fallback tag only when
+    that tag is in the repository's tag list, if this source has listed it (``--all-tags``, globs).
     """
 
     def __init__(self, client: RegistryClient, cache: BlobLocationCache | None = None) -> None:
         self.client = client
         self.cache = cache
+        self._resolved: dict[tuple[str, str], bytes] = {}
+        self._resolved_lock = threading.Lock()
+        self._listed: dict[str, frozenset[str]] = {}
 
     @property
     def name(self) -> str:
         return self.client.registry
 
     def resolve(self, repository: str, reference: str) -> Descriptor:
-        return self.client.get_manifest(repository, reference).descriptor
+        fetched = self.client.get_manifest(repository, reference)
+        with self._resolved_lock:
+            self._resolved[(repository, fetched.digest)] = fetched.raw
+        return fetched.descriptor
 
     def fetch_manifest(self, repository: str, descriptor: Descriptor) -> bytes:
+        with self._resolved_lock:
+            raw = self._resolved.pop((repository, descriptor.digest), None)
+        if raw is not None and len(raw) == descriptor.size:  # verified against its digest when read
+            return raw
         return self.client.get_manifest(repository, descriptor.digest).raw
 
     def open_blob(self, repository: str, descriptor: Descriptor) -> AbstractContextManager[Iterator[bytes]]:
@@ -74,14 +87,20 @@ class RegistrySource:
         listed = self.client.list_referrers(repository, subject.digest)
         if listed is not None:
             return listed
+        tag = fallback_tag(subject.digest)
+        if tag not in self._listed.get(repository, (tag,)):
+            return []
         try:
-            index = self.client.get_manifest(repository, fallback_tag(subject.digest))
+            index = self.client.get_manifest(repository, tag)
         except NotFoundError:
             return []
         return list(parse_manifest(index.raw, index.media_type).manifests)
 
     def list_tags(self, repository: str) -> list[str]:
-        return self.client.list_tags(repository)
+        tags = self.client.list_tags(repository)
+        with self._resolved_lock:
+            self._listed[repository] = frozenset(tags)
+        return tags
 
 
 class RegistryDestination:
@@ -90,6 +109,9 @@ class RegistryDestination:
     With a ``cache``, every blob seen or written is remembered, and :meth:`mount_candidates`
     offers those repositories to the engine on later runs.
     """
+
+    #: A PUT by tag stores the manifest: the engine need not PUT a tagged root by digest first.
+    tag_stores_manifest = True
 
     def __init__(self, client: RegistryClient, cache: BlobLocationCache | None = None) -> None:
         self.client = client
@@ -136,7 +158,11 @@ class RegistryDestination:
         return self.client.head_manifest(repository, tag)
 
     def set_tag(self, repository: str, tag: str, descriptor: Descriptor, raw: bytes) -> None:
-        self.client.put_manifest(repository, tag, raw, descriptor.media_type)
+        """PUT ``raw`` under ``tag``: stores the manifest too; the registry must report its digest."""
+        stored = self.client.put_manifest(repository, tag, raw, descriptor.media_type)
+        if stored != descriptor.digest:
+            raise IntegrityError(f"tag {repository}:{tag} in {self.name}: the registry stored the manifest as "
+                                 f"{stored}, not {descriptor.digest}")
 
     def add_referrer(self, repository: str, subject: Descriptor, referrer: Descriptor) -> None:
         if self.client.supports_referrers_api(repository):

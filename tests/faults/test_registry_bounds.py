@@ -488,19 +488,21 @@ def test_integrity_failure_cancels_the_upload_session(fake_registry, registry_b,
 
 @pytest.mark.fault
 def test_upload_given_up_cancels_every_session(fake_registry, registry_b, proxy, unique_repo):
-    layer = c.random_layer(1_000_000, 42)
+    layer = c.random_layer(3_000_000, 42)
     fake_registry.add_blob(layer.data)
-    fake_registry.truncate_blob(layer.digest, 600_000)  # every read dies after two chunks
+    # Every read dies after 2.6 MB: several 256 KiB chunks pass (a source's stream holds back its
+    # last read, up to 256 KiB, until it is verified).
+    fake_registry.truncate_blob(layer.digest, 2_600_000)
     with RegistryClient(fake_registry.host, retry=FAST) as src, \
             RegistryClient(proxy.host, retry=FAST, chunk_size=256 * KiB, monolithic_limit=512 * KiB) as dst:
-        # Each attempt gets the registry to accept two chunks again: that is no new ground, so it
+        # Each attempt gets the registry to accept those chunks again: that is no new ground, so it
         # must not refill the budget (the upload would restart forever).
         error = within(60, lambda: dst.push_blob(
             unique_repo, descriptor_of(layer), lambda: RegistrySource(src).open_blob("src/img", descriptor_of(layer))))
     assert isinstance(error, TransientRegistryError), error
     assert "gave up after 3 attempts" in str(error) and "connection lost" in str(error)
     sessions = upload_sessions(proxy)
-    assert len(sessions) == 3  # one per attempt, each holding two chunks
+    assert len(sessions) == 3  # one per attempt, each holding the chunks it got
     for path in sessions:
         assert session_status(registry_b, path) == 404, path
 

@@ -73,6 +73,24 @@ def test_layer_digest_mismatch_fails_and_writes_nothing(fake_registry, registry_
 
 
 @pytest.mark.attack
+@pytest.mark.parametrize("kind", ["layout", "archive"])
+def test_layer_digest_mismatch_into_a_layout_or_archive_file_writes_nothing(fake_registry, kind, tmp_path, capsys):
+    """Those destinations no longer hash a blob again: the source's stream is the one check."""
+    image, layer = image_with_layer(seed=12)
+    serve(fake_registry, "src/img", image, skip=layer.digest)
+    fake_registry.add_blob(corrupted(layer.data), digest=layer.digest)
+    target = tmp_path / "out"
+    command = (["copy", f"{fake_registry.host}/src/img:v1", f"oci:{target}"] if kind == "layout"
+               else ["export", f"{fake_registry.host}/src/img:v1", "--to", str(target)])
+    result = run_ferry(capsys, *command)
+    assert result.code != 0 and "digest mismatch" in result.out + result.err, result.out + result.err
+    assert layer.digest in result.out + result.err
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert not any(p.name == layer.digest.split(":")[1] for p in written), written
+    assert kind == "layout" or written == []  # an archive is published whole or not at all
+
+
+@pytest.mark.attack
 def test_manifest_digest_mismatch_by_digest(fake_registry, registry_b, unique_repo, capsys):
     image, _ = image_with_layer(seed=12)
     for blob in image.all_blobs():

@@ -102,6 +102,29 @@ def test_interrupted_export_restages_only_missing_blocks(registry, fake_registry
     assert storage.blob("acct1", "resume.tar").exists()
 
 
+def test_corrupt_layer_is_refused_and_its_blocks_never_reach_a_later_archive(registry_b, fake_registry, storage,
+                                                                            capsys):
+    """Export verifies each byte once (the source's stream): a layer of the right size but other bytes
+    fails, nothing is published; the re-run, served the right bytes, stages that entry anew (the
+    failed run's blocks carry a nonce no marker names) and the imported layer is the right one."""
+    layer = c.random_layer(300_000, 4250)
+    image = c.oci_image([layer], seed=4251)
+    fake_registry.add_content("corrupt/img", image, tags=["v1"])
+    fake_registry.add_blob(bytes([layer.data[0] ^ 0xFF]) + layer.data[1:], digest=layer.digest)
+    target = storage.url("acct1", "corrupt.tar")
+    export = ["export", f"{fake_registry.host}/corrupt/img:v1", "--to", target, *storage.connection_args, "--json"]
+    first = run_ferry(capsys, *export)
+    assert first.code != 0, first.out + first.err
+    assert "digest mismatch" in first.json()["artifacts"][0]["error"] and layer.digest in first.out
+    assert not storage.blob("acct1", "corrupt.tar").exists()
+    fake_registry.add_blob(layer.data)
+    second = run_ferry(capsys, *export)
+    assert second.code == 0, second.err + second.out
+    imported = run_ferry(capsys, "import", target, "--to", f"{registry_b.host}/fixed", *storage.connection_args)
+    assert imported.code == 0, imported.err + imported.out
+    assert c.get_blob(registry_b.url, "fixed/corrupt/img", layer.digest) == layer.data
+
+
 def test_tampered_metadata_is_reported_not_imported(registry, registry_b, seeded, storage, capsys):
     target = storage.url("acct1", "meta.tar")
     assert run_ferry(capsys, "export", f"{registry.host}/{seeded['helm']}:v1", "--to", target,

@@ -101,3 +101,20 @@ def test_invalid_tags_are_named(tag):
 def test_invalid_repositories_are_named(repository):
     problem = CopyRequest("src", "v1", repository, ("v1",)).invalid_name()
     assert problem == f"target repository {repository!r} is not a valid repository name"
+
+
+def test_a_registry_tag_writes_an_unreferenced_root_and_its_other_tags_wait_a_wave():
+    """tag_stores_manifest: helm (tagged twice, referenced by nothing) is written by its first tag,
+    not by digest; its second tag follows in the next wave. The multiarch index is a referrer's
+    subject and the signature an untagged artifact: both are still written by digest."""
+    helm, multiarch, signature = SAMPLES["helm"], SAMPLES["multiarch"], SAMPLES["signature"]
+    plans = [artifact("t/a", ("h1", "h2"), helm, [helm]), index_with_referrers("t/a", "v1"),
+             artifact("t/a", (), signature, [signature])]
+    plain, lean = CopyPlan(plans).finish_writes(), CopyPlan(plans).finish_writes(tag_stores_manifest=True)
+    assert helm.digest in set().union(*waves_of(plain.manifests))
+    assert helm.digest not in set().union(*waves_of(lean.manifests))
+    assert waves_of(lean.manifests) == [w - {helm.digest} for w in waves_of(plain.manifests) if w - {helm.digest}]
+    assert {multiarch.digest, signature.digest} <= set().union(*waves_of(lean.manifests))
+    tag_waves = [[w.tag for w in wave] for wave in lean.tags]
+    first, second = (next(n for n, wave in enumerate(tag_waves) if tag in wave) for tag in ("h1", "h2"))
+    assert second == first + 1, tag_waves
