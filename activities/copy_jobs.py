@@ -7,7 +7,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from activities.results import job_environment, permanent_failures_as_results
-from ferry.jobs.phases import finish_job, load_spec, plan_job, transfer_batch
+from ferry.jobs.phases import finish_job, load_spec, pack, plan_job, transfer_batch, unpack
 from ferry.jobs.spec import JobSpec
 
 bp = df.Blueprint()
@@ -16,10 +16,10 @@ bp = df.Blueprint()
 @bp.function_name("plan_job")
 @bp.activity_trigger(input_name="payload")
 def plan_job_activity(payload: dict[str, Any]) -> dict[str, Any]:
-    """``{"job", "prefix"}`` → PlanSummary JSON (the job, its plan and batch slices kept as claims under
-    the prefix: every later activity gets the prefix only), or ``{"error"}``."""
+    """``{"job" (JobSpec JSON, or packed), "prefix"}`` → PlanSummary JSON (the job, its plan and batch
+    slices kept as claims under the prefix: every later activity gets the prefix only), or ``{"error"}``."""
     return permanent_failures_as_results(
-        lambda: plan_job(JobSpec.from_json(payload["job"]), job_environment(), payload["prefix"]).to_json(),
+        lambda: plan_job(JobSpec.from_json(unpack(payload["job"])), job_environment(), payload["prefix"]).to_json(),
         "plan_job")
 
 
@@ -43,11 +43,11 @@ def transfer_batch_activity(payload: dict[str, Any]) -> dict[str, Any]:
 @bp.activity_trigger(input_name="payload")
 def finish_job_activity(payload: dict[str, Any]) -> dict[str, Any]:
     """``{"prefix", "failed": [{"index", "error"}]}`` (batches that failed after their retries) →
-    JobOutcome JSON, or ``{"error"}``."""
+    JobOutcome JSON, :func:`~ferry.jobs.phases.pack`-ed, or ``{"error"}``."""
     def work() -> dict[str, Any]:
         env = job_environment()
         failed = {int(f["index"]): str(f["error"]) for f in payload.get("failed") or ()}
-        return finish_job(load_spec(env, payload["prefix"]), env, payload["prefix"], failed).to_json()
+        return pack(finish_job(load_spec(env, payload["prefix"]), env, payload["prefix"], failed).to_json())
 
     return permanent_failures_as_results(work, "finish_job")
 

@@ -199,18 +199,17 @@ def bench_one(count: int, regs: Registries, azurite: Any, work: Path, with_cli: 
     pipelines.mkdir()
     access = {"type": "AzureStorageBlobContainer", "uri": container_url, "storageAccessMode": "ConnectionString"}
     dst = regs.start(f"dst{count}")
-    (pipelines / "exportpipe.json").write_text(json.dumps({"type": "Microsoft.ContainerRegistry/registries/exportPipelines",
-                                                    "properties": {"source": {"registryUri": src.host},
-                                                                   "target": access, "options": ["OverwriteBlobs"]}}))
-    (pipelines / "importpipe.json").write_text(json.dumps({"type": "Microsoft.ContainerRegistry/registries/importPipelines",
-                                                    "properties": {"source": access,
-                                                                   "target": {"registryUri": dst.host},
-                                                                   "options": ["OverwriteTags"]}}))
+    kinds = "Microsoft.ContainerRegistry/registries/"
+    (pipelines / "exportpipe.json").write_text(json.dumps({"type": f"{kinds}exportPipelines", "properties": {
+        "source": {"registryUri": src.host}, "target": access, "options": ["OverwriteBlobs"]}}))
+    (pipelines / "importpipe.json").write_text(json.dumps({"type": f"{kinds}importPipelines", "properties": {
+        "source": access, "target": {"registryUri": dst.host}, "options": ["OverwriteTags"]}}))
     refs = [f"{repo}:{tag}" for repo, tag, _ in expected]
     figures: dict[str, Any] = {"artifacts": count}
     log(f"n={count}: ferry run export")
     figures["run_export"] = ferry_run(work, "export", f"export{count}", pipelines, {
-        "pipelineResourceId": "exportpipe", "artifacts": refs, "target": {"type": "AzureStorageBlob", "name": "run.tar"}}, env)
+        "pipelineResourceId": "exportpipe", "artifacts": refs,
+        "target": {"type": "AzureStorageBlob", "name": "run.tar"}}, env)
     log(f"n={count}: ferry run import")
     figures["run_import"] = ferry_run(work, "import", f"import{count}", pipelines, {
         "pipelineResourceId": "importpipe", "source": {"type": "AzureStorageBlob", "name": "run.tar"}}, env)

@@ -16,7 +16,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from ferry.jobs.phases import batch_failure
+from ferry.jobs.phases import batch_failure, pack, unpack
 from ferry.jobs.progress import child_status, children_field
 from orchestrations.progress import scaled, status
 
@@ -70,7 +70,7 @@ def copy_job_steps(context: df.DurableOrchestrationContext,
     job, prefix, stage = spec["job"], spec["prefix"], spec.get("stage", "copy")
     start, end = spec.get("progress", [0, 100])
     context.set_custom_status(status(stage, start, step="planning"))
-    planned = yield context.call_activity_with_retry("plan_job", RETRY, {"job": job, "prefix": prefix})
+    planned = yield context.call_activity_with_retry("plan_job", RETRY, {"job": pack(job), "prefix": prefix})
     if "error" in planned:
         return {"error": planned["error"]}
     total = int(planned["batches"])
@@ -87,6 +87,7 @@ def copy_job_steps(context: df.DurableOrchestrationContext,
                                          (start + 5, end - 5))
     context.set_custom_status(status(stage, end - 5, step="finishing", batches=total))
     finished = yield context.call_activity_with_retry("finish_job", RETRY, {"prefix": prefix, "failed": failed})
+    finished = unpack(finished)
     # The plan and batch state go whether the finish worked or not: nothing reads them again.
     yield context.call_activity_with_retry("cleanup_claims", RETRY, {"prefix": f"{prefix}/"})
     if "error" in finished:

@@ -20,7 +20,10 @@ May be imported by the faces (activities, CLI).
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import json
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -85,6 +88,21 @@ class BatchOutcome:
 def batch_failure(index: int, message: str) -> dict[str, Any]:
     """The JSON of a batch that failed after its retries (for orchestrations, which hold only JSON)."""
     return BatchOutcome.failed(index, message.split("\n")[0]).to_json()
+
+
+def pack(document: Any) -> dict[str, str]:
+    """``document`` (JSON) deflated, for the two values of a job's history that grow with its artifact
+    list: the spec ``plan_job`` keeps, and the outcome ``finish_job`` returns (a few hundred bytes per
+    artifact, 1 MB of history at 3000). zlib is deterministic, so an orchestrator may pack on replay."""
+    raw = json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
+    return {"packed": base64.b64encode(zlib.compress(raw, 6)).decode()}
+
+
+def unpack(value: Any) -> Any:
+    """The JSON :func:`pack` packed; anything else is returned as it is."""
+    if isinstance(value, dict) and set(value) == {"packed"}:
+        return json.loads(zlib.decompress(base64.b64decode(value["packed"])))
+    return value
 
 
 @dataclass
