@@ -43,8 +43,9 @@ class ArchiveStore(Protocol):
         """Whether the final target exists already."""
         ...
 
-    def begin(self, layout: fmt.ArchivePlan) -> None:
-        """Get ready for the entries of ``layout``."""
+    def begin(self, layout: fmt.ArchivePlan, *, resume: bool = True) -> None:
+        """Get ready for the entries of ``layout``; ``resume=False``: nothing of it is stored yet
+        (the plan step found nothing), so look for nothing."""
         ...
 
     def write_entry(self, entry: fmt.Entry, chunks: Iterable[bytes]) -> int:
@@ -86,7 +87,7 @@ class FileStore:
     def exists(self) -> bool:
         return self.path.exists()
 
-    def begin(self, layout: fmt.ArchivePlan) -> None:
+    def begin(self, layout: fmt.ArchivePlan, *, resume: bool = True) -> None:
         self._layout = layout
         try:
             self.temporary.parent.mkdir(parents=True, exist_ok=True)
@@ -168,6 +169,8 @@ class BlockBlobStore:
         self.block_size = block_size
         self.blocks_skipped = 0
         self.blocks_staged = 0
+        #: Uncommitted blocks :meth:`begin` found (an earlier, interrupted export's).
+        self.blocks_found = 0
         self._layout: fmt.ArchivePlan | None = None
         self._staged: set[str] = set()
         self._pieces: dict[str, list[str]] = {}
@@ -182,7 +185,9 @@ class BlockBlobStore:
         with translate_azure_errors(f"archive {self.name}"):
             return bool(self.client.exists())
 
-    def begin(self, layout: fmt.ArchivePlan) -> None:
+    def begin(self, layout: fmt.ArchivePlan, *, resume: bool = True) -> None:
+        """Without ``resume`` the uncommitted block list is not read: a Durable batch of a fresh
+        export would otherwise list every block staged so far (O(n) each, O(n^2) in all)."""
         from azure.core.exceptions import ResourceNotFoundError
 
         from ferry.azure.errors import translate_azure_errors
@@ -192,12 +197,15 @@ class BlockBlobStore:
         if blocks > MAX_BLOCKS:
             raise UsageError(f"archive {self.name} would need {blocks} blocks, more than Azure's {MAX_BLOCKS}; "
                              "export fewer artifacts per archive")
+        if not resume:
+            return
         with translate_azure_errors(f"archive {self.name}"):
             try:
                 listed = self.client.get_block_list("uncommitted")
                 self._staged = {block.id for block in listed[1]}
             except ResourceNotFoundError:
                 self._staged = set()
+        self.blocks_found = len(self._staged)
 
     def write_entry(self, entry: fmt.Entry, chunks: Iterable[bytes]) -> int:
         """Stage header, data and padding of ``entry`` as blocks of up to ``block_size`` bytes."""

@@ -125,14 +125,16 @@ class ArchiveDestination:
                 "total": self._plan.total_size,
                 "fallbacks": [[repository, subject, descriptor.to_json(), sorted(members)]
                               for (repository, subject), (descriptor, members) in self._fallbacks.items()],
-                "untagged": [[repository, root.to_json()] for repository, root in self._untagged]}
+                "untagged": [[repository, root.to_json()] for repository, root in self._untagged],
+                # Whether the store held blocks of an earlier attempt; if not, nobody looks for them.
+                "resume": bool(getattr(self.store, "blocks_found", 1))}
 
     @staticmethod
     def layout_slice(layout: dict[str, Any], digests: Iterable[str]) -> dict[str, Any]:
         """The part of ``layout`` a batch writing ``digests`` needs: their entries, nothing else."""
         wanted = {blob_path(d) for d in digests}
         return {"entries": [e for e in layout["entries"] if e[0] in wanted], "total": layout["total"],
-                "fallbacks": [], "untagged": []}
+                "fallbacks": [], "untagged": [], "resume": layout.get("resume", True)}
 
     def adopt_layout(self, layout: dict[str, Any]) -> None:
         """Take a layout computed once by :meth:`prepare` elsewhere (the plan step): whole, to finish
@@ -142,7 +144,7 @@ class ArchiveDestination:
         self._entries = self._plan.by_name()
         self._fallbacks = {(r, s): (Descriptor.from_json(d), frozenset(m)) for r, s, d, m in layout["fallbacks"]}
         self._untagged = [(r, Descriptor.from_json(d)) for r, d in layout["untagged"]]
-        self.store.begin(self._plan)
+        self.store.begin(self._plan, resume=bool(layout.get("resume", True)))
 
     def _lay_out(self, plan: WritePlan) -> dict[str, bytes]:
         """Compute every entry's place; returns the bytes of the referrer fallback indexes."""

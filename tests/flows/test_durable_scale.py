@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 import function_app
+from ferry.archive.stores import BlockBlobStore
 from ferry.azure.claims import BlobClaimStore
 from ferry.jobs.progress import child_ids, combine
 from ferry.jobs.spec import ArchiveEndpoint, Artifacts, JobOptions, JobSpec, RegistryEndpoint
@@ -77,6 +78,10 @@ def test_the_layout_is_computed_once_and_each_batch_reads_only_its_slice(runner,
     monkeypatch.setattr(ArchiveDestination, "adopt_layout",
                         lambda self, layout: adopted.append(len(layout["entries"])) or adopt(self, layout))
     monkeypatch.setattr(BlobClaimStore, "get_json", lambda self, name: read.append(name) or get_json(self, name))
+    listed: list[bool] = []
+    begin = BlockBlobStore.begin
+    monkeypatch.setattr(BlockBlobStore, "begin",
+                        lambda self, layout, resume=True: listed.append(resume) or begin(self, layout, resume=resume))
     result = runner.run("copy_job", {"job": archive_job(app_env, registry, refs, "layout.tar"),
                                      "prefix": f"t/{uuid.uuid4().hex}"})
     assert result.status == "Completed" and result.output["outcome"]["report"]["ok"], result.output
@@ -87,6 +92,8 @@ def test_the_layout_is_computed_once_and_each_batch_reads_only_its_slice(runner,
     assert sorted(adopted)[:batches] == [1] * batches and max(adopted) == 2 + 8 + 4 and len(adopted) == batches + 1
     assert [n.rsplit("/", 1)[1] for n in read].count("plan.json") == 1  # the finish only
     assert sum(n.endswith("/batches.json") for n in read) == 1
+    # A fresh archive: planning looked for blocks of an earlier attempt, found none, so no batch looks.
+    assert listed == [True] + [False] * (batches + 1)
 
 
 def test_progress_moves_with_every_wave_inside_sub_orchestrations(runner, app_env, registry, registry_b,  # noqa: F811
