@@ -41,8 +41,10 @@ class LayoutIndex:
         #: How many entries carry each name: naming, replacing and finding are O(1), not a scan
         #: of the list (an archive of thousands of artifacts is named one entry at a time).
         self._named: dict[str, list[Descriptor]] = {}
+        self._by_digest: dict[str, Descriptor] = {}
         for entry in self._entries:
             self._named.setdefault(entry.annotations.get(REF_NAME, ""), []).append(entry)
+            self._by_digest.setdefault(entry.digest, entry)
 
     @classmethod
     def parse(cls, raw: bytes) -> LayoutIndex:
@@ -73,7 +75,7 @@ class LayoutIndex:
 
     def find_digest(self, digest: str) -> Descriptor | None:
         with self._lock:
-            return next((e for e in self._entries if e.digest == digest), None)
+            return self._by_digest.get(digest)
 
     def tags(self, repository: str) -> list[str]:
         prefix = f"{repository}:"
@@ -97,8 +99,12 @@ class LayoutIndex:
         with self._lock:
             if self._named.get(name):  # a rename: the one case that rebuilds the list
                 self._entries = [e for e in self._entries if e.annotations.get(REF_NAME) != name]
+                self._by_digest = {}
+                for kept in self._entries:
+                    self._by_digest.setdefault(kept.digest, kept)
             self._entries.append(entry)
             self._named[name] = [entry]
+            self._by_digest.setdefault(entry.digest, entry)
 
     def to_bytes(self) -> bytes:
         with self._lock:
