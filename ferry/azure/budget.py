@@ -27,17 +27,20 @@ THREADS_PER_ACTIVITY = 8 + 4
 POOL_SIZE = CONCURRENT_ACTIVITIES * THREADS_PER_ACTIVITY
 
 
-def blob_options() -> dict[str, Any]:
+def blob_options(**connection: Any) -> dict[str, Any]:
     """Keyword arguments for ``BlobServiceClient``/``ContainerClient``: the retry policy, timeouts,
-    and a transport whose connection pool holds :data:`POOL_SIZE` connections."""
+    and a transport whose connection pool holds :data:`POOL_SIZE` connections. ``connection``:
+    the transport's settings (``connection_verify``: a CA bundle), which a client given a transport
+    no longer reads from its own keyword arguments."""
     from azure.storage.blob import ExponentialRetry
 
     return {"retry_policy": ExponentialRetry(initial_backoff=1, increment_base=2, retry_total=RETRIES,
                                              random_jitter_range=1),
-            "connection_timeout": CONNECT_TIMEOUT, "read_timeout": READ_TIMEOUT, "transport": pooled_transport()}
+            "connection_timeout": CONNECT_TIMEOUT, "read_timeout": READ_TIMEOUT,
+            "transport": pooled_transport(**connection)}
 
 
-def pooled_transport(size: int = POOL_SIZE) -> Any:
+def pooled_transport(size: int = POOL_SIZE, **connection: Any) -> Any:
     """An azure-core requests transport as the SDK builds it (no urllib3 retries: the policy above
     retries), with a pool of ``size`` connections per host."""
     import requests
@@ -53,7 +56,7 @@ def pooled_transport(size: int = POOL_SIZE) -> Any:
     for scheme in ("http://", "https://"):
         session.mount(scheme, adapter)
     return RequestsTransport(session=session, session_owner=True, connection_timeout=CONNECT_TIMEOUT,
-                             read_timeout=READ_TIMEOUT)
+                             read_timeout=READ_TIMEOUT, **connection)
 
 
 def core_options() -> dict[str, Any]:
