@@ -32,7 +32,7 @@ def transfer_batch_activity(payload: dict[str, Any]) -> dict[str, Any]:
 
     def work() -> dict[str, Any]:
         env = job_environment()
-        outcome = transfer_batch(load_spec(env, payload["prefix"]), env, payload["prefix"], index)
+        outcome = transfer_batch(load_spec(env, payload["prefix"], batch=True), env, payload["prefix"], index)
         return {"index": index, "error": outcome.error}
 
     result = permanent_failures_as_results(work, f"transfer_batch {index}")

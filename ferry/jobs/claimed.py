@@ -3,7 +3,9 @@ it, and what each batch did. Only the prefix and batch indexes travel through or
 
 Under ``<prefix>/``:
 
-* ``job.json``: the JobSpec (activity inputs never carry it; it grows with the artifact list).
+* ``job.json``: the JobSpec (activity inputs never carry it; it grows with the artifact list), read
+  by the finish; ``batch-job.json``: the same without its selection (endpoints and options are what
+  a batch needs), so a batch does not parse 10,000 artifacts to move 64 blobs.
 * ``plan.json``, ``batches.json``: the whole plan and the digests of each batch, read by the finish.
 * ``layout.json``: an archive destination's layout (every entry's offset), computed once in planning;
   ``part-plan.json``: what planning wrote of it (``oci-layout``, referrer fallback indexes).
@@ -16,13 +18,14 @@ May be imported by :mod:`ferry.jobs.phases` only.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ferry.azure.claims import ClaimStore
 from ferry.errors import BlobNotFoundError
-from ferry.jobs.spec import JobSpec
+from ferry.jobs.spec import Artifacts, ExportRefs, JobSpec
 from ferry.plan import CopyPlan
 from ferry.transports.archive import ArchiveDestination
 
@@ -30,18 +33,30 @@ from ferry.transports.archive import ArchiveDestination
 CLAIM_THREADS = 8
 
 
-def spec_name(prefix: str) -> str:
-    return f"{prefix}/job.json"
+def spec_name(prefix: str, *, batch: bool = False) -> str:
+    return f"{prefix}/batch-job.json" if batch else f"{prefix}/job.json"
 
 
-def load_spec(claims: ClaimStore, prefix: str) -> JobSpec:
-    return JobSpec.from_json(claims.get_json(spec_name(prefix)))
+def load_spec(claims: ClaimStore, prefix: str, *, batch: bool = False) -> JobSpec:
+    """The job's spec; ``batch``: without its selection (but the first artifact), for a batch."""
+    return JobSpec.from_json(claims.get_json(spec_name(prefix, batch=batch)))
+
+
+def for_batches(spec: JobSpec) -> JobSpec:
+    """``spec`` selecting one artifact: what a batch needs of it (endpoints, options) stays whole."""
+    first = spec.select[0]
+    if isinstance(first, Artifacts):
+        first = Artifacts(first.requests[:1])
+    elif isinstance(first, ExportRefs):
+        first = ExportRefs(first.refs[:1])
+    return dataclasses.replace(spec, select=(first,))
 
 
 def store_plan(claims: ClaimStore, prefix: str, spec: JobSpec, plan: CopyPlan, batches: list[list[str]],
                layout: dict[str, Any] | None) -> None:
     """Keep the job, its plan and one slice per batch (placements and layout entries of its blobs)."""
     documents: dict[str, Any] = {spec_name(prefix): spec.to_json(), f"{prefix}/plan.json": plan.to_json(),
+                                 spec_name(prefix, batch=True): for_batches(spec).to_json(),
                                  f"{prefix}/batches.json": batches}
     if layout is not None:
         documents[f"{prefix}/layout.json"] = layout

@@ -202,9 +202,10 @@ def plan_job(spec: JobSpec, env: JobEnvironment, prefix: str, gates: Sequence[Pl
     return PlanSummary(prefix, len(batches), len(plan.placements), plan.bytes_total, len(plan.artifacts), refused)
 
 
-def load_spec(env: JobEnvironment, prefix: str) -> JobSpec:
-    """The spec :func:`plan_job` kept under ``prefix`` (activity inputs carry the prefix, not the spec)."""
-    return claimed.load_spec(env.claims, prefix)
+def load_spec(env: JobEnvironment, prefix: str, *, batch: bool = False) -> JobSpec:
+    """The spec :func:`plan_job` kept under ``prefix`` (activity inputs carry the prefix, not the spec);
+    ``batch``: without its selection, all :func:`transfer_batch` needs."""
+    return claimed.load_spec(env.claims, prefix, batch=batch)
 
 
 def transfer_batch(spec: JobSpec, env: JobEnvironment, prefix: str, index: int) -> BatchOutcome:

@@ -300,15 +300,15 @@ class ArchiveSource(IndexedLayoutReader):
     def __init__(self, reader: RangeReader, metadata: dict[str, str] | None = None) -> None:
         self.reader = reader
         try:
-            found = scans.cached_scan(reader)  # this version was scanned and checked already
+            # This version (ETag) was scanned and checked already: its metadata cannot differ either.
+            found = scans.cached_scan(reader)
             if found is None:
                 found = scans.scan(reader)
                 self.members, self.index = found.members, found.index
                 self._check_index_sizes()
-            else:
-                self.members, self.index = found.members, found.index
-            check_metadata(metadata or {}, self.index, reader.name)
-            scans.remember(reader, found)
+                check_metadata(metadata or {}, self.index, reader.name)
+                scans.remember(reader, found)
+            self.members, self.index = found.members, found.index
         except BaseException:
             reader.close()
             raise

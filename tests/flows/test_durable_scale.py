@@ -92,6 +92,9 @@ def test_the_layout_is_computed_once_and_each_batch_reads_only_its_slice(runner,
     assert sorted(adopted)[:batches] == [1] * batches and max(adopted) == 2 + 8 + 4 and len(adopted) == batches + 1
     assert [n.rsplit("/", 1)[1] for n in read].count("plan.json") == 1  # the finish only
     assert sum(n.endswith("/batches.json") for n in read) == 1
+    # The whole job (its artifact list) is read by the finish; each batch reads the job without it.
+    names = [n.rsplit("/", 1)[1] for n in read]
+    assert names.count("job.json") == 1 and names.count("batch-job.json") == batches
     # A fresh archive: planning looked for blocks of an earlier attempt, found none, so no batch looks.
     assert listed == [True] + [False] * (batches + 1)
 

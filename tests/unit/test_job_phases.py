@@ -305,8 +305,8 @@ def test_plan_transfer_finish_through_claims(opened: World, store: str, tmp_path
     assert opened.destination.written("tag") == []
     outcome = phases.finish_job(SPEC, env, "runs/r1")  # outcomes come from the batches' claims
     assert outcome.ok and set(opened.destination.tags) == {"web", "tool"}
-    # job, plan, batches, and a slice and an outcome per batch
-    assert claims.delete_prefix("runs/r1/") == 3 + 2 * summary.batches
+    # job (whole, and for batches), plan, batches, and a slice and an outcome per batch
+    assert claims.delete_prefix("runs/r1/") == 4 + 2 * summary.batches
 
 
 def test_plan_job_with_a_gate_records_refusals(opened: World) -> None:
