@@ -10,25 +10,15 @@ import uuid
 
 import pytest
 
-import function_app
 from ferry.archive.stores import BlockBlobStore
 from ferry.azure.claims import BlobClaimStore
 from ferry.jobs.progress import child_ids, combine
 from ferry.jobs.spec import ArchiveEndpoint, Artifacts, JobOptions, JobSpec, RegistryEndpoint
 from ferry.plan import CopyRequest
 from ferry.transports.archive import ArchiveDestination
-from runner import LocalOrchestrationRunner
-from tests.flows.test_orchestrations import app_env, export_pipeline  # noqa: F401 (fixture)
+from tests.flows.test_orchestrations import app_env, export_pipeline, runner  # noqa: F401 (fixtures)
 from tests.harness import content as c
 from tests.helpers import pipeline_run_input
-
-
-@pytest.fixture
-def runner():
-    statuses: list[tuple[str, dict]] = []
-    with LocalOrchestrationRunner(function_app.app, on_status=lambda i, s: statuses.append((i, s))) as local:
-        local.statuses = statuses  # type: ignore[attr-defined]
-        yield local
 
 
 def push_many(registry, repo: str, count: int, seed: int) -> list[str]:
@@ -40,9 +30,9 @@ def push_many(registry, repo: str, count: int, seed: int) -> list[str]:
     return tags
 
 
-def activity_inputs(runner) -> list[tuple[str, str]]:
+def activity_inputs(local) -> list[tuple[str, str]]:
     """(activity name, input JSON) of every activity scheduled by every instance."""
-    return [(event["Name"], event["Input"]) for record in runner.instances() for event in record.history
+    return [(event["Name"], event["Input"]) for record in local.instances() for event in record.history
             if event.get("EventType") == 4]
 
 
