@@ -7,7 +7,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from activities.results import job_environment, permanent_failures_as_results
-from ferry.jobs.phases import BatchOutcome, finish_job, plan_job, transfer_batch
+from ferry.jobs.phases import finish_job, load_spec, pack, plan_job, transfer_batch, unpack
 from ferry.jobs.spec import JobSpec
 
 bp = df.Blueprint()
@@ -16,33 +16,40 @@ bp = df.Blueprint()
 @bp.function_name("plan_job")
 @bp.activity_trigger(input_name="payload")
 def plan_job_activity(payload: dict[str, Any]) -> dict[str, Any]:
-    """``{"job", "prefix"}`` → PlanSummary JSON (plan and batches kept as claims), or ``{"error"}``."""
+    """``{"job" (JobSpec JSON, or packed), "prefix"}`` → PlanSummary JSON (the job, its plan and batch
+    slices kept as claims under the prefix: every later activity gets the prefix only), or ``{"error"}``."""
     return permanent_failures_as_results(
-        lambda: plan_job(JobSpec.from_json(payload["job"]), job_environment(), payload["prefix"]).to_json(),
+        lambda: plan_job(JobSpec.from_json(unpack(payload["job"])), job_environment(), payload["prefix"]).to_json(),
         "plan_job")
 
 
 @bp.function_name("transfer_batch")
 @bp.activity_trigger(input_name="payload")
 def transfer_batch_activity(payload: dict[str, Any]) -> dict[str, Any]:
-    """``{"job", "prefix", "index"}`` → BatchOutcome JSON; raises only for transient faults."""
+    """``{"prefix", "index"}`` → ``{"index", "error"}`` (the outcome itself is kept as a claim for the
+    finish); raises only for transient faults. The spec is read from the prefix, never carried."""
     index = int(payload["index"])
 
     def work() -> dict[str, Any]:
-        return transfer_batch(JobSpec.from_json(payload["job"]), job_environment(), payload["prefix"],
-                              index).to_json()
+        env = job_environment()
+        outcome = transfer_batch(load_spec(env, payload["prefix"], batch=True), env, payload["prefix"], index)
+        return {"index": index, "error": outcome.error}
 
     result = permanent_failures_as_results(work, f"transfer_batch {index}")
-    return BatchOutcome.failed(index, result["error"]).to_json() if "errorType" in result else result
+    return {"index": index, "error": result["error"]} if "errorType" in result else result
 
 
 @bp.function_name("finish_job")
 @bp.activity_trigger(input_name="payload")
 def finish_job_activity(payload: dict[str, Any]) -> dict[str, Any]:
-    """``{"job", "prefix", "outcomes": [BatchOutcome JSON]}`` → JobOutcome JSON, or ``{"error"}``."""
-    return permanent_failures_as_results(
-        lambda: finish_job(JobSpec.from_json(payload["job"]), job_environment(), payload["prefix"],
-                           [BatchOutcome.from_json(o) for o in payload["outcomes"]]).to_json(), "finish_job")
+    """``{"prefix", "failed": [{"index", "error"}]}`` (batches that failed after their retries) →
+    JobOutcome JSON, :func:`~ferry.jobs.phases.pack`-ed, or ``{"error"}``."""
+    def work() -> dict[str, Any]:
+        env = job_environment()
+        failed = {int(f["index"]): str(f["error"]) for f in payload.get("failed") or ()}
+        return pack(finish_job(load_spec(env, payload["prefix"]), env, payload["prefix"], failed).to_json())
+
+    return permanent_failures_as_results(work, "finish_job")
 
 
 @bp.activity_trigger(input_name="payload")

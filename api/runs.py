@@ -32,6 +32,7 @@ from api._http import (
 from ferry.egress import EgressPolicy
 from ferry.errors import ConflictError, NotFoundError, UsageError
 from ferry.jobs.endpoints import check_job
+from ferry.jobs.progress import child_ids, combine
 from ferry.jobs.spec import JobSpec
 from ferry.redact import redact
 from ferry.settings import Settings
@@ -75,27 +76,36 @@ def resolve_pipeline(store: ResourceStore, ref: PipelineRef,
     return parse(record.name, record.body, default_registry=current.registry)
 
 
-def run_state(status: Any) -> RunState | None:
-    """The Durable client's status object as a :class:`RunState`."""
+def run_state(status: Any, children: list[Any] | None = None) -> RunState | None:
+    """The Durable client's status object as a :class:`RunState`; with the statuses of the children
+    its custom status names, their progress combined into it (:mod:`ferry.jobs.progress`)."""
     if not status:
         return None
     runtime = getattr(status, "runtime_status", None)
-    return RunState(runtime_status=getattr(runtime, "value", runtime), custom_status=status.custom_status,
+    custom = status.custom_status
+    if children:
+        custom = combine(custom, [getattr(child, "custom_status", None) for child in children])
+    return RunState(runtime_status=getattr(runtime, "value", runtime), custom_status=custom,
                     output=status.output, created=status.created_time, updated=status.last_updated_time)
 
 
-def run_view(record: Record, status: Any) -> dict[str, Any]:
+def run_view(record: Record, state: RunState | None) -> dict[str, Any]:
     """The run in ARM shape with its ``properties.response``."""
     properties = dict(record.body.get("properties") or {})
     properties["provisioningState"] = "Succeeded"
-    properties["response"] = run_response(run_state(status), record.body.get("location"),
-                                          record.fields.get("startError"))
+    properties["response"] = run_response(state, record.body.get("location"), record.fields.get("startError"))
     return arm_resource(RUNS, record.name, properties)
 
 
-async def status_of(client: Any, record: Record) -> Any:
+async def status_of(client: Any, record: Record) -> RunState | None:
+    """The run's state; while its batches run in sub-orchestrations, with their progress."""
     instance_id = record.fields.get("instanceId")
-    return await client.get_status(instance_id) if instance_id else None
+    status = await client.get_status(instance_id) if instance_id else None
+    state = run_state(status)
+    if state is None or not state.active or not (ids := child_ids(state.custom_status)):
+        return state
+    children = await asyncio.gather(*(client.get_status(child) for child in ids))
+    return run_state(status, [c for c in children if c])
 
 
 async def start_run(store: ResourceStore, client: Any, run: PipelineRun,
@@ -136,15 +146,14 @@ async def _put_run(req: func.HttpRequest, client: Any) -> func.HttpResponse:
         same = (existing.fields.get("requestHash") == run.request_hash
                 and existing.fields.get("forceUpdateTag") == run.force_update_tag
                 and existing.fields.get("pipeline") == f"{pipeline.collection}/{pipeline.name}")
-        status = await status_of(client, existing)
+        state = await status_of(client, existing)
         if same:
-            return json_response(run_view(existing, status), 200)
-        state = run_state(status)
+            return json_response(run_view(existing, state), 200)
         if state is not None and state.active:
             raise ConflictError(f"pipelineRuns/{run.name}: a run with this name is still running and the request "
                                 "differs; wait for it to finish or use another run name")
     record = await start_run(store, client, run, pipeline, job, existing)
-    return json_response(run_view(record, await client.get_status(record.fields["instanceId"])), 202,
+    return json_response(run_view(record, run_state(await client.get_status(record.fields["instanceId"]))), 202,
                          _status_headers(req, run.name))
 
 
@@ -164,7 +173,7 @@ async def _delete_run(req: func.HttpRequest, client: Any) -> func.HttpResponse:
     record = await off_loop(store.find, RUNS, route_name(req))
     if record is None:
         return func.HttpResponse(status_code=204)
-    state = run_state(await status_of(client, record))
+    state = await status_of(client, record)
     if state is not None and state.active:
         try:
             await client.terminate(record.fields["instanceId"], "pipeline run deleted")

@@ -13,6 +13,8 @@ import json
 import os
 import sys
 import tempfile
+import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 
 from cli.output import print_json
 from ferry.errors import NotFoundError, UsageError
+from ferry.jobs.progress import child_ids, combine
 from ferry.settings import ALLOWED_HOSTS, APP_STORAGE, CLAIMS_DIR, Settings
 from ferry.transfer.build import pipeline_run_job
 from ferry.transfer.fields import is_valid_name
@@ -112,16 +115,26 @@ def run(args: argparse.Namespace) -> int:
                         console=console, transient=True)
     task = progress.add_task(f"{kind} {name}", total=100)
 
-    def on_status(_instance: str, status: Any) -> None:
-        if show and isinstance(status, dict) and "percentage" in status:
-            step = status.get("step", "")
-            progress.update(task, completed=status["percentage"], description=f"{kind} {name}: {step}")
+    instance_id = f"run-{name}-{uuid.uuid4().hex[:8]}"
+    statuses: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def on_status(instance: str, status: Any) -> None:
+        # Children (copy_batches) report their own progress; the run's is combined from theirs.
+        with lock:
+            statuses[instance] = status
+            parent = statuses.get(instance_id)
+            shown = combine(parent, [statuses.get(child) for child in child_ids(parent)])
+        if show and isinstance(shown, dict) and "percentage" in shown:
+            step = shown.get("step", "")
+            progress.update(task, completed=shown["percentage"], description=f"{kind} {name}: {step}")
 
     if show:
         progress.start()
     try:
         with LocalOrchestrationRunner(function_app.app, on_status=on_status) as runner:
-            result = runner.run("pipeline_run", {"runName": name, "kind": kind, "job": job.to_json()})
+            result = runner.run("pipeline_run", {"runName": name, "kind": kind, "job": job.to_json()},
+                                instance_id=instance_id)
     finally:
         if show:
             progress.stop()

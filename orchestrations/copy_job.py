@@ -3,8 +3,10 @@ of the batches as a sub-orchestration when a job has too many for one orchestrat
 
 Input of ``copy_job``: ``{"job": JobSpec JSON (ferry/jobs/spec.py), "prefix": claim prefix, "stage":
 label, "progress": [start, end]}``. Output: ``{"outcome": JobOutcome JSON}`` or ``{"error": message}``.
-Every batch ends as one BatchOutcome JSON (:mod:`ferry.jobs.phases`): the activity's, or
-:func:`~ferry.jobs.phases.batch_failure` when it failed after its retries.
+Only ``plan_job`` gets the job spec (it keeps it, the plan and each batch's slice as claims under
+the prefix); ``transfer_batch`` gets ``{"prefix", "index"}`` and keeps its outcome as a claim;
+``finish_job`` gets the prefix and the batches that failed after their retries
+(:func:`~ferry.jobs.phases.batch_failure`). History stays small whatever the job's size.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from ferry.jobs.phases import batch_failure
+from ferry.jobs.phases import batch_failure, pack, unpack
+from ferry.jobs.progress import child_status, children_field
 from orchestrations.progress import scaled, status
 
 bp = df.Blueprint()
@@ -26,29 +29,32 @@ INLINE_BATCHES = 64
 RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2000, max_number_of_attempts=4)
 
 
-def run_waves(context: df.DurableOrchestrationContext, job: dict[str, Any], prefix: str, indexes: list[int],
+def run_waves(context: df.DurableOrchestrationContext, prefix: str, indexes: list[int],
               report: Any = None) -> Generator[Any, Any, list[dict[str, Any]]]:
-    """Run ``transfer_batch`` for ``indexes`` in waves; a batch that still fails after its retries
-    becomes a failed BatchOutcome (the finish step fails every blob it held, and their artifacts)."""
-    results: list[dict[str, Any]] = []
+    """Run ``transfer_batch`` for ``indexes`` in waves; return the batches that still failed after
+    their retries, ``{"index", "error"}`` each (the finish fails every blob they held). Inputs and
+    results are a prefix and an index, whatever the size of the job; outcomes stay in claims."""
+    failed: list[dict[str, Any]] = []
     for start in range(0, len(indexes), WAVE):
         wave = indexes[start:start + WAVE]
-        tasks = [context.call_activity_with_retry("transfer_batch", RETRY, {"job": job, "prefix": prefix, "index": i})
+        tasks = [context.call_activity_with_retry("transfer_batch", RETRY, {"prefix": prefix, "index": i})
                  for i in wave]
         try:
-            results += (yield context.task_all(tasks))
+            results = yield context.task_all(tasks)
         except Exception:
             # Some batch exhausted its retries; run the wave's batches one by one to see which (those
             # that succeeded find their blobs present and finish at once).
+            results = []
             for index in wave:
                 try:
                     results.append((yield context.call_activity_with_retry(
-                        "transfer_batch", RETRY, {"job": job, "prefix": prefix, "index": index})))
+                        "transfer_batch", RETRY, {"prefix": prefix, "index": index})))
                 except Exception as exc:
                     results.append(batch_failure(index, str(exc)))
+        failed += [{"index": r["index"], "error": r["error"]} for r in results if r.get("error")]
         if report is not None:
             report(start + len(wave))
-    return results
+    return failed
 
 
 @bp.orchestration_trigger(context_name="context")
@@ -59,33 +65,29 @@ def copy_job(context: df.DurableOrchestrationContext) -> Generator[Any, Any, dic
 def copy_job_steps(context: df.DurableOrchestrationContext,
                    spec: dict[str, Any]) -> Generator[Any, Any, dict[str, Any]]:
     """The steps of ``copy_job``, for an orchestrator to run inline (``yield from``) so that the
-    progress it reports lands in that orchestrator's own custom status."""
+    progress it reports lands in that orchestrator's own custom status. Only ``plan_job`` gets the
+    job spec; it keeps it as a claim, and every later activity gets the claim prefix."""
     job, prefix, stage = spec["job"], spec["prefix"], spec.get("stage", "copy")
     start, end = spec.get("progress", [0, 100])
     context.set_custom_status(status(stage, start, step="planning"))
-    planned = yield context.call_activity_with_retry("plan_job", RETRY, {"job": job, "prefix": prefix})
+    planned = yield context.call_activity_with_retry("plan_job", RETRY, {"job": pack(job), "prefix": prefix})
     if "error" in planned:
         return {"error": planned["error"]}
     total = int(planned["batches"])
-    context.set_custom_status(status(stage, scaled(0, total, start + 5, end - 5), step="copying",
-                                     batches=total, bytes=planned["bytes"]))
-    results: list[dict[str, Any]] = []
+    copying = {"step": "copying", "batches": total, "bytes": planned["bytes"]}
+    context.set_custom_status(status(stage, scaled(0, total, start + 5, end - 5), **copying))
     if total <= INLINE_BATCHES:
         def report(done: int) -> None:
-            context.set_custom_status(status(stage, scaled(done, total, start + 5, end - 5), step="copying",
-                                             batchesDone=done, batches=total, bytes=planned["bytes"]))
+            context.set_custom_status(status(stage, scaled(done, total, start + 5, end - 5), batchesDone=done,
+                                             **copying))
 
-        results = yield from run_waves(context, job, prefix, list(range(total)), report)
+        failed = yield from run_waves(context, prefix, list(range(total)), report)
     else:
-        slices = [list(range(i, min(i + INLINE_BATCHES, total))) for i in range(0, total, INLINE_BATCHES)]
-        children = [context.call_sub_orchestrator("copy_batches", {"job": job, "prefix": prefix, "indexes": s},
-                                                  f"{context.instance_id}:batches:{n}")
-                    for n, s in enumerate(slices)]
-        for part in (yield context.task_all(children)):
-            results += part
+        failed = yield from run_children(context, prefix, total, status(stage, start + 5, **copying),
+                                         (start + 5, end - 5))
     context.set_custom_status(status(stage, end - 5, step="finishing", batches=total))
-    finished = yield context.call_activity_with_retry(
-        "finish_job", RETRY, {"job": job, "prefix": prefix, "outcomes": results})
+    finished = yield context.call_activity_with_retry("finish_job", RETRY, {"prefix": prefix, "failed": failed})
+    finished = unpack(finished)
     # The plan and batch state go whether the finish worked or not: nothing reads them again.
     yield context.call_activity_with_retry("cleanup_claims", RETRY, {"prefix": f"{prefix}/"})
     if "error" in finished:
@@ -94,7 +96,32 @@ def copy_job_steps(context: df.DurableOrchestrationContext,
     return {"outcome": finished}
 
 
+def run_children(context: df.DurableOrchestrationContext, prefix: str, total: int, copying: dict[str, Any],
+                 span: tuple[float, float]) -> Generator[Any, Any, list[dict[str, Any]]]:
+    """Batches in ``copy_batches`` sub-orchestrations of :data:`INLINE_BATCHES` each. Each child reports
+    its own progress every wave; this status names them, for readers to combine
+    (:mod:`ferry.jobs.progress`)."""
+    slices = [(first, min(INLINE_BATCHES, total - first)) for first in range(0, total, INLINE_BATCHES)]
+    ids = f"{context.instance_id}:batches:"
+    context.set_custom_status({**copying, "children": children_field(ids, len(slices), total, span)})
+    children = [context.call_sub_orchestrator("copy_batches", {"prefix": prefix, "first": first, "count": count},
+                                              f"{ids}{n}")
+                for n, (first, count) in enumerate(slices)]
+    failed: list[dict[str, Any]] = []
+    for part in (yield context.task_all(children)):
+        failed += part
+    return failed
+
+
 @bp.orchestration_trigger(context_name="context")
 def copy_batches(context: df.DurableOrchestrationContext) -> Generator[Any, Any, list[dict[str, Any]]]:
+    """Input ``{"prefix", "first", "count"}``: batches ``first .. first+count-1``; output the failed
+    ones. Its custom status says how many of its batches are done, after every wave."""
     spec = context.get_input()
-    return (yield from run_waves(context, spec["job"], spec["prefix"], list(spec["indexes"])))
+    first, count = int(spec["first"]), int(spec["count"])
+    context.set_custom_status(child_status(0, count))
+
+    def report(done: int) -> None:
+        context.set_custom_status(child_status(done, count))
+
+    return (yield from run_waves(context, spec["prefix"], list(range(first, first + count)), report))

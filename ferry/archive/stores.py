@@ -50,8 +50,9 @@ class ArchiveStore(Protocol):
         """Whether the final target exists already."""
         ...
 
-    def begin(self, layout: fmt.ArchivePlan) -> None:
-        """Get ready for the entries of ``layout``."""
+    def begin(self, layout: fmt.ArchivePlan, *, resume: bool = True) -> None:
+        """Get ready for the entries of ``layout``; ``resume=False``: nothing of it is stored yet
+        (the plan step found nothing), so look for nothing."""
         ...
 
     def write_entry(self, entry: fmt.Entry, chunks: Iterable[bytes], *, verified: bool = False) -> int:
@@ -100,7 +101,7 @@ class FileStore:
     def exists(self) -> bool:
         return self.path.exists()
 
-    def begin(self, layout: fmt.ArchivePlan) -> None:
+    def begin(self, layout: fmt.ArchivePlan, *, resume: bool = True) -> None:
         self._layout = layout
         try:
             self.temporary.parent.mkdir(parents=True, exist_ok=True)
@@ -205,6 +206,8 @@ class BlockBlobStore:
         self.block_size = block_size
         self.blocks_skipped = 0
         self.blocks_staged = 0
+        #: Uncommitted blocks :meth:`begin` found (an earlier, interrupted export's).
+        self.blocks_found = 0
         self._layout: fmt.ArchivePlan | None = None
         self._staged: set[str] = set()
         self._nonce = uuid.uuid4().hex
@@ -222,7 +225,9 @@ class BlockBlobStore:
         with translate_azure_errors(f"archive {self.name}"):
             return bool(self.client.exists())
 
-    def begin(self, layout: fmt.ArchivePlan) -> None:
+    def begin(self, layout: fmt.ArchivePlan, *, resume: bool = True) -> None:
+        """Without ``resume`` the uncommitted block list is not read: a Durable batch of a fresh
+        export would otherwise list every block staged so far (O(n) each, O(n^2) in all)."""
         from azure.core.exceptions import ResourceNotFoundError
 
         from ferry.azure.errors import translate_azure_errors
@@ -236,6 +241,8 @@ class BlockBlobStore:
         if blocks > MAX_BLOCKS:
             raise UsageError(f"archive {self.name} would need {blocks} blocks, more than Azure's {MAX_BLOCKS}; "
                              "export fewer artifacts per archive")
+        if not resume:
+            return
         with translate_azure_errors(f"archive {self.name}"):
             try:
                 listed = self.client.get_block_list("uncommitted")
@@ -245,6 +252,7 @@ class BlockBlobStore:
         for identifier in self._staged:
             if len(identifier) == 64 and identifier.startswith("m"):
                 self._markers.setdefault(identifier[1:32], []).append(identifier[32:])
+        self.blocks_found = len(self._staged)
 
     def _blocks(self, layout: fmt.ArchivePlan) -> int:
         return sum(-(-(fmt.BLOCK + fmt.padded(e.size)) // self.block_size) for e in layout.entries) + 1

@@ -250,8 +250,8 @@ def service_client(location: BlobLocation, auth: StorageAuth) -> BlobServiceClie
             kwargs: dict[str, Any] = {}
             if auth.connection_verify is not None:
                 kwargs["connection_verify"] = auth.connection_verify
-            client = BlobServiceClient(location.endpoint, credential=credential, **_CLIENT_SIZES, **blob_options(),
-                                       **kwargs)
+            client = BlobServiceClient(location.endpoint, credential=credential, **_CLIENT_SIZES, **kwargs,
+                                       **blob_options(**kwargs))
         _clients[key] = client
         return client
 

@@ -20,8 +20,11 @@ May be imported by the faces (activities, CLI).
 
 from __future__ import annotations
 
+import base64
 import dataclasses
-from collections.abc import Callable, Sequence
+import json
+import zlib
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +33,7 @@ from ferry.archive.catalog import META_CATALOG
 from ferry.azure.claims import ClaimUploadSessions
 from ferry.copy import copy_artifacts, finish_copy, plan_copy, transfer_blobs
 from ferry.errors import ConflictError, FerryError, NotFoundError, TransientError
+from ferry.jobs import claimed
 from ferry.jobs.endpoints import JobEnvironment, delete_archive_source, open_job_destination, open_job_source
 from ferry.jobs.gate import PlanGate, apply_gates
 from ferry.jobs.selection import expand
@@ -37,7 +41,7 @@ from ferry.jobs.spec import ArchiveEndpoint, JobSpec
 from ferry.plan import ArtifactResult, BlobBatchResult, CopyPlan, CopyReport, CopyRequest, ProgressListener
 from ferry.redact import redact
 from ferry.transports.archive import ArchiveDestination, ArchiveSource
-from ferry.transports.base import Destination, PlanAware, Source
+from ferry.transports.base import Destination, Source
 from ferry.transports.registry import RegistryDestination
 
 
@@ -84,6 +88,21 @@ class BatchOutcome:
 def batch_failure(index: int, message: str) -> dict[str, Any]:
     """The JSON of a batch that failed after its retries (for orchestrations, which hold only JSON)."""
     return BatchOutcome.failed(index, message.split("\n")[0]).to_json()
+
+
+def pack(document: Any) -> dict[str, str]:
+    """``document`` (JSON) deflated, for the two values of a job's history that grow with its artifact
+    list: the spec ``plan_job`` keeps, and the outcome ``finish_job`` returns (a few hundred bytes per
+    artifact, 1 MB of history at 3000). zlib is deterministic, so an orchestrator may pack on replay."""
+    raw = json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
+    return {"packed": base64.b64encode(zlib.compress(raw, 6)).decode()}
+
+
+def unpack(value: Any) -> Any:
+    """The JSON :func:`pack` packed; anything else is returned as it is."""
+    if isinstance(value, dict) and set(value) == {"packed"}:
+        return json.loads(zlib.decompress(base64.b64decode(value["packed"])))
+    return value
 
 
 @dataclass
@@ -158,42 +177,56 @@ def run_job(spec: JobSpec, env: JobEnvironment, *,
 
 
 def plan_job(spec: JobSpec, env: JobEnvironment, prefix: str, gates: Sequence[PlanGate] = ()) -> PlanSummary:
-    """Walk the job, let ``gates`` review it, and keep its plan and blob batches as claims under ``prefix``.
+    """Walk the job, let ``gates`` review it, lay out an archive destination, and keep the job, its
+    plan and one slice per batch as claims under ``prefix`` (:mod:`ferry.jobs.claimed`).
 
     An artifact that cannot be planned fails in the plan (reported at the finish); one that failed
     transiently makes the whole step transient, to be retried once the registry is back.
     """
     options = spec.copy_options()
+    layout: dict[str, Any] | None = None
     with ExitStack() as stack:
         source = open_job_source(spec.source, env, stack, spec.options.parallelism)
         destination = open_job_destination(spec.destination, env, stack, spec.options.parallelism)
         plan = plan_copy(source, destination, expand(spec.select, source, spec.options.max_artifacts), options)
-    transient = [a.result for a in plan.artifacts if a.transient]
-    if transient:
-        raise TransientError(f"planning {transient[0].source}: {transient[0].error}")
-    refused = apply_gates(plan, gates, options)
-    batches = plan.batches(max_bytes=spec.options.batch_max_bytes, max_blobs=spec.options.batch_max_blobs)
-    env.claims.put_json(f"{prefix}/plan.json", plan.to_json())
-    env.claims.put_json(f"{prefix}/batches.json", batches)
+        transient = [a.result for a in plan.artifacts if a.transient]
+        if transient:
+            raise TransientError(f"planning {transient[0].source}: {transient[0].error}")
+        refused = apply_gates(plan, gates, options)
+        batches = plan.batches(max_bytes=spec.options.batch_max_bytes, max_blobs=spec.options.batch_max_blobs)
+        if isinstance(destination, ArchiveDestination):  # the job's one layout; batches get slices of it
+            destination.prepare(plan.write_plan())
+            layout = destination.layout()
+            env.claims.put_json(f"{prefix}/part-plan.json", destination.export_state())
+    claimed.store_plan(env.claims, prefix, spec, plan, batches, layout)
     return PlanSummary(prefix, len(batches), len(plan.placements), plan.bytes_total, len(plan.artifacts), refused)
 
 
+def load_spec(env: JobEnvironment, prefix: str, *, batch: bool = False) -> JobSpec:
+    """The spec :func:`plan_job` kept under ``prefix`` (activity inputs carry the prefix, not the spec);
+    ``batch``: without its selection, all :func:`transfer_batch` needs."""
+    return claimed.load_spec(env.claims, prefix, batch=batch)
+
+
 def transfer_batch(spec: JobSpec, env: JobEnvironment, prefix: str, index: int) -> BatchOutcome:
-    """Move batch ``index`` of the stored plan. TransientError if any blob failed transiently (the
-    retry skips what is done); a permanent failure of the batch as a whole is an outcome."""
+    """Move batch ``index`` of the stored plan, reading only that batch's slice, and keep its outcome.
+    TransientError if any blob failed transiently (the retry skips what is done); a permanent
+    failure of the batch as a whole is an outcome."""
     # An upload cut by a crash is resumed by the activity's next attempt, on whatever worker.
     env = dataclasses.replace(env, upload_sessions=ClaimUploadSessions(env.claims, f"{prefix}/uploads"))
+    state: dict[str, Any] | None = None
     try:
-        plan = CopyPlan.from_json(env.claims.get_json(f"{prefix}/plan.json"))
-        batch = env.claims.get_json(f"{prefix}/batches.json")[index]
+        plan, digests, layout = claimed.load_batch(env.claims, prefix, index)
         with ExitStack() as stack:
             source = open_job_source(spec.source, env, stack, spec.options.parallelism)
             destination = open_job_destination(spec.destination, env, stack, spec.options.parallelism)
-            if isinstance(destination, PlanAware):
-                destination.prepare(plan.write_plan())
-            result = transfer_blobs(source, destination, plan, batch, spec.copy_options())
             if isinstance(destination, ArchiveDestination):
-                env.claims.put_json(f"{prefix}/part-{index}.json", destination.export_state())
+                if layout is None:
+                    raise FerryError(f"batch {index}: the plan laid out no archive")
+                destination.adopt_layout(layout)
+            result = transfer_blobs(source, destination, plan, digests, spec.copy_options())
+            if isinstance(destination, ArchiveDestination):
+                state = destination.export_state()
     except FerryError as exc:
         if exc.transient:
             raise
@@ -202,28 +235,37 @@ def transfer_batch(spec: JobSpec, env: JobEnvironment, prefix: str, index: int) 
         first = result.transient[0]
         raise TransientError(f"batch {index}: {len(result.transient)} blob(s) failed transiently, "
                              f"e.g. {first}: {result.errors[first]}")
-    return BatchOutcome(index, result)
+    outcome = BatchOutcome(index, result)
+    claimed.store_done(env.claims, prefix, index, outcome.to_json(), state)
+    return outcome
 
 
-def finish_job(spec: JobSpec, env: JobEnvironment, prefix: str, outcomes: Sequence[BatchOutcome]) -> JobOutcome:
-    """Write manifests and tags (or seal and publish the archive) from the batches' outcomes."""
+def finish_job(spec: JobSpec, env: JobEnvironment, prefix: str, failed: Mapping[int, str] | None = None) -> JobOutcome:
+    """Write manifests and tags (or seal and publish the archive) from what the batches kept; a batch
+    in ``failed`` (index -> message: it failed after its retries) fails every blob it held."""
+    failed = dict(failed or {})
     plan = CopyPlan.from_json(env.claims.get_json(f"{prefix}/plan.json"))
-    merged = BlobBatchResult()
-    batches: list[list[str]] | None = None
-    for outcome in outcomes:
-        if outcome.result is not None:
-            merged.merge(outcome.result)
+    batches: list[list[str]] = env.claims.get_json(f"{prefix}/batches.json")
+    done = claimed.load_done(env.claims, prefix, [i for i in range(len(batches)) if i not in failed])
+    merged, states = BlobBatchResult(), []
+    for index, digests in enumerate(batches):
+        record = done.get(index)
+        outcome = (BatchOutcome.from_json(record["outcome"]) if record is not None
+                   else BatchOutcome.failed(index, failed.get(index) or f"batch {index} left no outcome"))
+        if outcome.result is None:
+            merged.errors.update({digest: str(outcome.error) for digest in digests})
             continue
-        batches = batches or env.claims.get_json(f"{prefix}/batches.json")
-        merged.errors.update({digest: str(outcome.error) for digest in batches[outcome.index]})
+        merged.merge(outcome.result)
+        states.append(record["state"] if record is not None else None)
     with ExitStack() as stack:
         source = open_job_source(spec.source, env, stack, spec.options.parallelism)
         destination = open_job_destination(spec.destination, env, stack, spec.options.parallelism)
         if isinstance(destination, ArchiveDestination):
-            destination.prepare(plan.write_plan())
-            for outcome in outcomes:
-                if outcome.result is not None:
-                    destination.import_state(env.claims.get_json(f"{prefix}/part-{outcome.index}.json"))
+            destination.adopt_layout(env.claims.get_json(f"{prefix}/layout.json"))
+            destination.import_state(env.claims.get_json(f"{prefix}/part-plan.json"))
+            for state in states:
+                if state is not None:
+                    destination.import_state(state)
         report = finish_copy(destination, plan, merged, spec.copy_options())
         return _finish(spec, env, source, destination, plan, report)
 

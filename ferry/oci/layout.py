@@ -38,6 +38,13 @@ class LayoutIndex:
         self._entries: list[Descriptor] = list(entries or [])
         self.annotations = dict(annotations or {})
         self._lock = threading.Lock()
+        #: How many entries carry each name: naming, replacing and finding are O(1), not a scan
+        #: of the list (an archive of thousands of artifacts is named one entry at a time).
+        self._named: dict[str, list[Descriptor]] = {}
+        self._by_digest: dict[str, Descriptor] = {}
+        for entry in self._entries:
+            self._named.setdefault(entry.annotations.get(REF_NAME, ""), []).append(entry)
+            self._by_digest.setdefault(entry.digest, entry)
 
     @classmethod
     def parse(cls, raw: bytes) -> LayoutIndex:
@@ -59,17 +66,16 @@ class LayoutIndex:
 
     def find(self, repository: str, tag: str) -> Descriptor | None:
         """The entry named ``repository:tag``; a bare ``tag`` name matches too (foreign layouts)."""
-        wanted = ref_name(repository, tag)
         with self._lock:
-            for entry in self._entries:
-                if entry.annotations.get(REF_NAME) == wanted:
-                    return entry
-            bare = [e for e in self._entries if e.annotations.get(REF_NAME) == tag]
+            exact = self._named.get(ref_name(repository, tag))
+            if exact:
+                return exact[0]
+            bare = self._named.get(tag) or []
         return bare[0] if len(bare) == 1 else None
 
     def find_digest(self, digest: str) -> Descriptor | None:
         with self._lock:
-            return next((e for e in self._entries if e.digest == digest), None)
+            return self._by_digest.get(digest)
 
     def tags(self, repository: str) -> list[str]:
         prefix = f"{repository}:"
@@ -91,8 +97,14 @@ class LayoutIndex:
         raw["annotations"] = {**descriptor.annotations, REF_NAME: name}
         entry = Descriptor(descriptor.media_type, descriptor.digest, descriptor.size, raw)
         with self._lock:
-            self._entries = [e for e in self._entries if e.annotations.get(REF_NAME) != name]
+            if self._named.get(name):  # a rename: the one case that rebuilds the list
+                self._entries = [e for e in self._entries if e.annotations.get(REF_NAME) != name]
+                self._by_digest = {}
+                for kept in self._entries:
+                    self._by_digest.setdefault(kept.digest, kept)
             self._entries.append(entry)
+            self._named[name] = [entry]
+            self._by_digest.setdefault(entry.digest, entry)
 
     def to_bytes(self) -> bytes:
         with self._lock:

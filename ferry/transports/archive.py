@@ -8,17 +8,17 @@ The layout of the tar is computed by :mod:`ferry.archive.format`; the bytes go t
 
 from __future__ import annotations
 
-import io
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ferry.archive import format as fmt
+from ferry.archive import scans
 from ferry.archive.catalog import archive_metadata, catalog_digest, check_metadata, index_annotations
-from ferry.archive.ranges import BlobRangeReader, FileRangeReader, RangeFile, RangeReader
+from ferry.archive.ranges import BlobRangeReader, FileRangeReader, RangeReader
 from ferry.archive.stores import ArchiveStore, BlockBlobStore, FileStore
 from ferry.errors import ConflictError, FerryError, IntegrityError, NotFoundError, UsageError
 from ferry.oci import mediatypes as mt
@@ -108,7 +108,46 @@ class ArchiveDestination:
 
     # -- planning -------------------------------------------------------------------------------
     def prepare(self, plan: WritePlan) -> None:
-        """Lay out the archive: manifests, referrer fallback indexes and blobs, each once."""
+        """Lay out the archive: manifests, referrer fallback indexes and blobs, each once; then write
+        what the layout itself holds (``oci-layout``, the fallback indexes)."""
+        fallback_raw = self._lay_out(plan)
+        assert self._plan is not None
+        self.store.begin(self._plan)
+        self._write(self._entries[LAYOUT_FILE], LAYOUT_BYTES)
+        for digest, raw in fallback_raw.items():
+            self._put_bytes(digest, raw)
+
+    def layout(self) -> dict[str, Any]:
+        """The layout :meth:`prepare` computed, as JSON, for :meth:`adopt_layout` in other processes."""
+        if self._plan is None:
+            raise FerryError(f"{self.name}: layout() before prepare()")
+        return {"entries": [[e.name, e.size, e.header_offset] for e in self._plan.entries],
+                "total": self._plan.total_size,
+                "fallbacks": [[repository, subject, descriptor.to_json(), sorted(members)]
+                              for (repository, subject), (descriptor, members) in self._fallbacks.items()],
+                "untagged": [[repository, root.to_json()] for repository, root in self._untagged],
+                # Whether the store held blocks of an earlier attempt; if not, nobody looks for them.
+                "resume": bool(getattr(self.store, "blocks_found", 1))}
+
+    @staticmethod
+    def layout_slice(layout: dict[str, Any], digests: Iterable[str]) -> dict[str, Any]:
+        """The part of ``layout`` a batch writing ``digests`` needs: their entries, nothing else."""
+        wanted = {blob_path(d) for d in digests}
+        return {"entries": [e for e in layout["entries"] if e[0] in wanted], "total": layout["total"],
+                "fallbacks": [], "untagged": [], "resume": layout.get("resume", True)}
+
+    def adopt_layout(self, layout: dict[str, Any]) -> None:
+        """Take a layout computed once by :meth:`prepare` elsewhere (the plan step): whole, to finish
+        the archive, or a :meth:`layout_slice`, to write one batch. Nothing is computed or written."""
+        self._plan = fmt.ArchivePlan(tuple(fmt.Entry(n, size, at) for n, size, at in layout["entries"]),
+                                     int(layout["total"]))
+        self._entries = self._plan.by_name()
+        self._fallbacks = {(r, s): (Descriptor.from_json(d), frozenset(m)) for r, s, d, m in layout["fallbacks"]}
+        self._untagged = [(r, Descriptor.from_json(d)) for r, d in layout["untagged"]]
+        self.store.begin(self._plan, resume=bool(layout.get("resume", True)))
+
+    def _lay_out(self, plan: WritePlan) -> dict[str, bytes]:
+        """Compute every entry's place; returns the bytes of the referrer fallback indexes."""
         contents: dict[str, int] = {}
         for descriptor, raw in plan.manifests:
             contents.setdefault(descriptor.digest, len(raw))
@@ -140,10 +179,7 @@ class ArchiveDestination:
         self._plan = fmt.plan_archive(len(LAYOUT_BYTES), reserved,
                                       [(blob_path(d), size) for d, size in contents.items()])
         self._entries = self._plan.by_name()
-        self.store.begin(self._plan)
-        self._write(self._entries[LAYOUT_FILE], LAYOUT_BYTES)
-        for digest, raw in fallback_raw.items():
-            self._put_bytes(digest, raw)
+        return fallback_raw
 
     def _entry(self, digest: str) -> fmt.Entry:
         if self._plan is None:
@@ -278,13 +314,15 @@ class ArchiveSource(IndexedLayoutReader):
     def __init__(self, reader: RangeReader, metadata: dict[str, str] | None = None) -> None:
         self.reader = reader
         try:
-            fmt.check_uncompressed(reader.read(0, min(8, reader.size)), reader.name)
-            # A small read-ahead: headers of big entries are far apart, and each window is a ranged GET.
-            self.members = fmt.scan_members(io.BufferedReader(RangeFile(reader, window=64 * 1024)), reader.size,
-                                            reader.name)
-            self.index = LayoutIndex.parse(self._read_member(self.members[INDEX_FILE]))
-            self._check_index_sizes()
-            check_metadata(metadata or {}, self.index, reader.name)
+            # This version (ETag) was scanned and checked already: its metadata cannot differ either.
+            found = scans.cached_scan(reader)
+            if found is None:
+                found = scans.scan(reader)
+                self.members, self.index = found.members, found.index
+                self._check_index_sizes()
+                check_metadata(metadata or {}, self.index, reader.name)
+                scans.remember(reader, found)
+            self.members, self.index = found.members, found.index
         except BaseException:
             reader.close()
             raise

@@ -303,9 +303,10 @@ def test_plan_transfer_finish_through_claims(opened: World, store: str, tmp_path
     outcomes = [BatchOutcome.from_json(json.loads(json.dumps(o.to_json()))) for o in outcomes]
     assert all(o.error is None and o.result is not None and not o.result.errors for o in outcomes)
     assert opened.destination.written("tag") == []
-    outcome = phases.finish_job(SPEC, env, "runs/r1", outcomes)
+    outcome = phases.finish_job(SPEC, env, "runs/r1")  # outcomes come from the batches' claims
     assert outcome.ok and set(opened.destination.tags) == {"web", "tool"}
-    assert claims.delete_prefix("runs/r1/") == 2
+    # job (whole, and for batches), plan, batches, and a slice and an outcome per batch
+    assert claims.delete_prefix("runs/r1/") == 4 + 2 * summary.batches
 
 
 def test_plan_job_with_a_gate_records_refusals(opened: World) -> None:
@@ -322,9 +323,10 @@ def test_a_batch_that_failed_fails_the_artifacts_needing_it(opened: World) -> No
     summary = phases.plan_job(spec, env, "p")
     batches = env.claims.get_json("p/batches.json")
     failing = next(i for i, b in enumerate(batches) if b[0] in opened.tool.blobs)
-    outcomes = [BatchOutcome.failed(i, "lost https://a.blob.core.windows.net/c/x?sig=SECRET") if i == failing
-                else phases.transfer_batch(spec, env, "p", i) for i in range(summary.batches)]
-    outcome = phases.finish_job(spec, env, "p", outcomes)
+    for i in range(summary.batches):
+        if i != failing:
+            phases.transfer_batch(spec, env, "p", i)
+    outcome = phases.finish_job(spec, env, "p", {failing: "lost https://a.blob.core.windows.net/c/x?sig=SECRET"})
     assert [a.status for a in outcome.report.artifacts] == ["copied", "failed"]
     assert "sig=REDACTED" in (outcome.report.artifacts[1].error or "")
     assert "SECRET" not in json.dumps(outcome.to_json())
@@ -334,7 +336,7 @@ def test_transfer_batch_outcomes(opened: World, monkeypatch: pytest.MonkeyPatch)
     env = JobEnvironment()
     phases.plan_job(SPEC, env, "p")
     missing = phases.transfer_batch(SPEC, env, "elsewhere", 0)  # no plan claim: the batch fails as a whole
-    assert missing.result is None and "elsewhere/plan.json" in (missing.error or "")
+    assert missing.result is None and "elsewhere/batch-0.json" in (missing.error or "")
 
     def unreachable(*args: Any) -> Any:
         raise TransientRegistryError("connection reset")
