@@ -172,8 +172,16 @@ async def start_due_syncs(client: Any, now: datetime) -> list[str]:
     for record in await off_loop(store.list, SYNCS):
         try:  # one sync stored under older rules must not stop the others
             sync = parse_sync(record.name, record.body)
+            if not sync.enabled:
+                continue
+            # Running first, then when it last started: a tick records its start before it ends, so
+            # read in this order a tick that ends in between is seen either running or recorded.
+            running = run_state(await client.get_status(sync_instance_id(record.name)))
+            if running is not None and running.active:
+                log.info("sync %s: its last tick is still running; not started", record.name)
+                continue
             last = await off_loop(last_started, store, record.name)
-            if not sync.enabled or not is_due(sync.schedule, datetime.fromisoformat(last) if last else None, now):
+            if not is_due(sync.schedule, datetime.fromisoformat(last) if last else None, now):
                 continue
         except (FerryError, ValueError) as exc:
             log.warning("sync %s is not started by the timer: %s", record.name, exc)

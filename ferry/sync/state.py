@@ -76,6 +76,8 @@ class SyncRun:
     #: For an archive target: the archive this run wrote (None when nothing was published), its bytes.
     archive: str | None = None
     archive_bytes: int = 0
+    #: Why the tick could not look at its tags (the source unreachable, the repository missing...).
+    failure: str | None = None
     #: What the run left out, and why (more tags selected than one tick looks at, outcomes not kept).
     notes: list[str] = field(default_factory=list)
 

@@ -115,6 +115,7 @@ def run_sync(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run
                                             dry_run))
         except (FerryError, HeldOff) as exc:
             if exc.retry_after is None:
+                _record_failure(state, record, requests, exc)
                 raise
             record.retry_after = exc.retry_after
             log.warning("sync %s: the registry %s asked to hold off %.0f s (%s)", sync.name, sync.source_registry,
@@ -131,6 +132,15 @@ def run_sync(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run
     record.finished = None if record.awaiting or record.retry_after is not None else _now()
     state.add_run(record)
     return record
+
+
+def _record_failure(state: SyncState, record: SyncRun, requests: Counter[str], exc: Exception) -> None:
+    """Record a tick that could not look at its tags (the timer reads when it last started)."""
+    record.failure, record.requests, record.finished = str(exc), dict(requests), _now()
+    try:
+        state.add_run(record)
+    except FerryError:
+        log.warning("sync run %s: its failure could not be recorded", record.run_id, exc_info=True)
 
 
 def _selected(sync: SyncDefinition, listed: list[str], record: SyncRun) -> list[str]:

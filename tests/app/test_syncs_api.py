@@ -75,8 +75,12 @@ def test_the_timer_starts_due_syncs_once_as_singletons(app, registry, registry_b
     first = asyncio.run(start_due_syncs(client, now))
     assert name in first
     again = asyncio.run(start_due_syncs(client, now))  # still running, or just ran: not started twice
-    runner.wait(f"sync-{name}", 60)
+    result = runner.wait(f"sync-{name}", 60)
     assert name not in again  # still running, or ran since it fired: started once
+    assert result.status == "Completed", result.error
+    runs = json.loads(call("sync_runs", "GET", f"syncs/{name}/runs", params={"name": name}).get_body())["value"]
+    assert len(runs) == 1 and runs[0]["finished"], runs  # recorded before it ended: the timer sees it started
+    assert name not in asyncio.run(start_due_syncs(client, now))
     assert call("sync_delete", "DELETE", f"syncs/{name}", params={"name": name}).status_code == 200
 
 

@@ -140,3 +140,12 @@ def test_a_tick_looks_at_most_max_tags_and_forgets_tags_no_longer_selected(fake_
     state = json.loads((tmp_path / "held5.state.json").read_text())
     assert sorted(state["tags"]) == ["v2"]  # v1 is no longer selected: forgotten, judged afresh if it returns
     assert state["runs"][0]["unchanged"] == 1 and state["runs"][0]["tags"] == []
+
+
+def test_a_tick_that_cannot_reach_its_source_is_recorded_as_failed(registry_b, tmp_path, capsys):
+    sync_file = tmp_path / "gone.json"
+    sync_file.write_text(json.dumps(definition("127.0.0.1:1", registry_b.host, "gone1")))  # nothing listens
+    gone = run_ferry(capsys, "sync", str(sync_file), "--once", "--run-id", "20260101000009")
+    assert gone.code != 0 and "cannot reach registry 127.0.0.1:1" in gone.err
+    [run] = json.loads((tmp_path / "gone.state.json").read_text())["runs"]
+    assert run["run_id"] == "20260101000009" and "cannot reach registry" in run["failure"] and run["finished"]
