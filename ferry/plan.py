@@ -246,7 +246,7 @@ class CopyPlan:
             referrers=tuple((w.repository, w.subject, w.descriptor) for w in writes.referrers if w.subject),
         )
 
-    def finish_writes(self, tag_stores_manifest: bool = False) -> FinishWrites:
+    def finish_writes(self, tag_stores_manifest: bool = False) -> FinishWrites[Write]:
         """The writes of the live artifacts, each (repository, digest), record and tag once.
 
         ``tag_stores_manifest``: the destination's tag write stores the manifest (a registry's PUT

@@ -6,20 +6,50 @@ May be imported by ``ferry/plan.py`` only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Generic, Protocol, TypeVar
 
+from ferry.oci.descriptor import Descriptor
 from ferry.oci.manifest import parse_manifest
-
-if TYPE_CHECKING:
-    from ferry.plan import Write
 
 Key = tuple[str, str]
 
 
+class _Request(Protocol):
+    @property
+    def target_tags(self) -> tuple[str, ...]: ...
+
+
+class _Owner(Protocol):
+    @property
+    def request(self) -> _Request: ...
+
+    @property
+    def root(self) -> Descriptor | None: ...
+
+
+class _Write(Protocol):
+    """What ordering needs of a write (``ferry.plan.Write`` is one): this module imports no plan."""
+
+    @property
+    def repository(self) -> str: ...
+
+    @property
+    def descriptor(self) -> Descriptor: ...
+
+    @property
+    def raw(self) -> bytes: ...
+
+    @property
+    def owners(self) -> Sequence[_Owner]: ...
+
+
+Write = TypeVar("Write", bound=_Write)
+
+
 @dataclass
-class FinishWrites:
+class FinishWrites(Generic[Write]):
     """What finishing a run writes, in order: manifest waves, referrer records, tag waves. A manifest's
     wave follows those of its children and subject, a tag's is its root's: no write references a
     manifest being rewritten (distribution answers that race with 400 DIGEST_INVALID / MANIFEST_BLOB_UNKNOWN)."""
@@ -65,7 +95,7 @@ def _waves(writes: Iterable[Write], level: Callable[[Write], tuple[int, int]]) -
 
 
 def finish_waves(manifests: dict[Key, Write], referrers: dict[tuple[str, str, str], Write],
-                 tags: dict[Key, Write], tag_stores_manifest: bool) -> FinishWrites:
+                 tags: dict[Key, Write], tag_stores_manifest: bool) -> FinishWrites[Write]:
     """Order the writes (each keyed by repository and digest or tag). With ``tag_stores_manifest``
     (a registry: its PUT by tag stores the manifest) a tagged root that no other manifest of the
     run references is not written by digest first: its first tag writes it, one wave before the
