@@ -285,7 +285,7 @@ class BlockBlobStore:
                 yield fmt.padding(entry.size)
 
         namer = partial(verified_block_id, self._nonce, entry, self.block_size) if verified else None
-        ids = self._stage_all(self._buffers.fill(stream()), namer)
+        ids = self._stage_all(self._buffers.fill(stream(), fmt.BLOCK + fmt.padded(entry.size)), namer)
         if received == entry.size:
             if verified:
                 self._stage(b"\0", marker_id(self._nonce, entry, self.block_size))
@@ -391,12 +391,16 @@ class _Buffers:
         return self._free.get()
 
     def give(self, buffer: bytearray) -> None:
-        self._free.put(buffer)
+        if len(buffer) == self.size:  # a small entry's own buffer is not pooled
+            self._free.put(buffer)
 
-    def fill(self, stream: Iterator[bytes]) -> Iterator[tuple[bytearray, int]]:
+    def fill(self, stream: Iterator[bytes], total: int | None = None) -> Iterator[tuple[bytearray, int]]:
         """Copy ``stream`` into buffers taken in turn: (buffer, bytes in it), full but for the last.
-        The consumer owns each buffer yielded (and gives it back); one not yielded is given back."""
-        buffer, held = self.take(), 0
+        The consumer owns each buffer yielded (and gives it back); one not yielded is given back.
+        A stream of ``total`` bytes under one buffer gets a buffer of its own size: a small entry
+        neither fills (zeroes) a whole block's buffer nor holds one of the pool's."""
+        small = total is not None and 0 < total < self.size
+        buffer, held = (bytearray(total) if small and total else self.take()), 0
         try:
             for chunk in stream:
                 data = memoryview(chunk)
