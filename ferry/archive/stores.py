@@ -5,15 +5,13 @@ entry's data to a store; the store makes the result appear whole, at once, or no
 
 * :class:`FileStore` writes a temporary file beside the target with ``pwrite`` at each entry's
   precomputed offset, and renames it onto the target when published.
-* :class:`BlockBlobStore` stages each entry (header, data and padding) as blocks and commits the
-  block list when published, with metadata. Small entries (manifests, the index) get blocks whose
-  IDs are the SHA-256 of their bytes. A blob entry whose bytes are verified against its digest
-  while they pass (``verified=True``; every Source's stream is) is not hashed again: its blocks'
-  IDs derive from a random nonce of the store, the entry and the block index, and once every block
-  is staged and the stream ended verified, a marker block naming the nonce is staged too. A re-run
-  of an interrupted export (:meth:`BlockBlobStore.holds`) reuses an entry only through its marker:
-  the blocks of an entry that failed (or is still being written by another run) carry a nonce no
-  marker names, so they are never reused, and concurrent runs never share a block ID.
+* :class:`BlockBlobStore` stages each entry (header, data, padding) as blocks and commits the block
+  list when published. Small entries (manifests, the index) get blocks named by their SHA-256. A
+  blob entry verified while it passes (``verified=True``) is not hashed again: its blocks' IDs
+  derive from a random nonce of the store, and once every block is staged, verified, a marker block
+  naming the nonce is staged (a one-block entry's block is its marker). A re-run
+  (:meth:`BlockBlobStore.holds`) reuses an entry only through its marker: a failed entry's blocks
+  carry a nonce no marker names, and concurrent runs never share a block ID.
 """
 
 from __future__ import annotations
@@ -193,11 +191,8 @@ def marker_id(nonce: str, entry: fmt.Entry, block_size: int) -> str:
 
 
 class BlockBlobStore:
-    """An Azure block blob: entries staged as blocks (see the module docstring), committed at publish.
-
-    Blocks are ``block_size`` bytes (4 MiB; doubled for an archive that would need more than Azure's
-    50,000), filled into at most ``parallel`` reusable buffers and staged ``parallel`` at a time:
-    the buffers are all the memory an export holds for its bytes, whatever the layer size."""
+    """An Azure block blob (see the module docstring). Blocks of ``block_size`` (4 MiB; doubled past
+    Azure's 50,000 blocks) fill at most ``parallel`` reusable buffers, all an export's byte memory."""
 
     def __init__(self, client: BlobClient, name: str, *, block_size: int = 4 * 1024 * 1024,
                  parallel: int = 4) -> None:
@@ -260,7 +255,8 @@ class BlockBlobStore:
     def holds(self, entry: fmt.Entry) -> bool:
         pieces = -(-(fmt.BLOCK + fmt.padded(entry.size)) // self.block_size)
         for nonce in self._markers.get(_entry_key(entry, self.block_size), []):
-            ids = [verified_block_id(nonce, entry, self.block_size, i) for i in range(pieces)]
+            ids = ([marker_id(nonce, entry, self.block_size)] if pieces == 1  # its block is its marker
+                   else [verified_block_id(nonce, entry, self.block_size, i) for i in range(pieces)])
             if all(i in self._staged for i in ids):
                 with self._lock:
                     self._pieces[entry.name] = ids
@@ -270,7 +266,8 @@ class BlockBlobStore:
 
     def write_entry(self, entry: fmt.Entry, chunks: Iterable[bytes], *, verified: bool = False) -> int:
         """Stage header, data and padding of ``entry`` as blocks of up to ``block_size`` bytes; a
-        verified entry's blocks get nonce IDs, and its marker once every block is staged."""
+        verified entry's blocks get nonce IDs, and its marker once every block is staged (a one-block
+        entry's block is named as its marker: it is staged only whole, after the last chunk)."""
         received = 0
 
         def stream() -> Iterator[bytes]:
@@ -284,10 +281,13 @@ class BlockBlobStore:
             if received == entry.size:
                 yield fmt.padding(entry.size)
 
-        namer = partial(verified_block_id, self._nonce, entry, self.block_size) if verified else None
-        ids = self._stage_all(self._buffers.fill(stream(), fmt.BLOCK + fmt.padded(entry.size)), namer)
+        total = fmt.BLOCK + fmt.padded(entry.size)
+        single = verified and total <= self.block_size  # staged once whole and verified: its own marker
+        namer = (lambda _: marker_id(self._nonce, entry, self.block_size)) if single else (
+            partial(verified_block_id, self._nonce, entry, self.block_size) if verified else None)
+        ids = self._stage_all(self._buffers.fill(stream(), total), namer)
         if received == entry.size:
-            if verified:
+            if verified and not single:
                 self._stage(b"\0", marker_id(self._nonce, entry, self.block_size))
             with self._lock:
                 self._pieces[entry.name] = ids
