@@ -68,6 +68,21 @@ def target_endpoint(sync: SyncDefinition) -> RegistryEndpoint:
     return RegistryEndpoint(sync.target_registry)
 
 
+def _begin(sync: SyncDefinition, state: SyncState, env: JobEnvironment,
+           run_id: str) -> tuple[JobEnvironment, RegistryEndpoint, SyncRun | None]:
+    """What every pass of a run starts with: the sync resolved and its hosts checked before any
+    connection, an environment whose credentials stay in memory, the source endpoint, and the run's
+    record when an earlier pass wrote one."""
+    if sync.export_pipeline is not None and sync.archive is None:
+        raise UsageError(f"sync {sync.name}: export pipeline {sync.export_pipeline!r} is not resolved to its "
+                         "container (SyncDefinition.through)")
+    if env.egress is not None:
+        sync.check_egress(env.egress)
+    recorded = next((SyncRun.from_json(r) for r in state.runs() if r.get("run_id") == run_id), None)
+    env = dataclasses.replace(env, claims=MemoryClaimStore())  # the tick's credentials stay in memory
+    return env, source_endpoint(sync, env), recorded
+
+
 def run_sync(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run_id: str,
              dry_run: bool = False, later_verdicts: bool = False) -> SyncRun:
     """One tick; every selected tag gets an outcome, and the run is recorded in ``state``.
@@ -83,17 +98,10 @@ def run_sync(sync: SyncDefinition, state: SyncState, env: JobEnvironment, *, run
 
     With an allow-list in ``env.egress``, every host the sync names is checked before the first
     connection (the definition may predate a narrower FERRY_ALLOWED_HOSTS)."""
-    if sync.export_pipeline is not None and sync.archive is None:
-        raise UsageError(f"sync {sync.name}: export pipeline {sync.export_pipeline!r} is not resolved to its "
-                         "container (SyncDefinition.through)")
-    if env.egress is not None:
-        sync.check_egress(env.egress)
-    earlier = next((SyncRun.from_json(r) for r in state.runs() if r.get("run_id") == run_id), None)
+    env, source, earlier = _begin(sync, state, env, run_id)
     record = SyncRun(run_id, started=earlier.started if earlier else _now(), dry_run=dry_run)
-    env = dataclasses.replace(env, claims=MemoryClaimStore())  # the tick's credentials stay in memory
     requests: Counter[str] = Counter(earlier.requests if earlier else {})
     policies = policies_hash(sync.policies)
-    source = source_endpoint(sync, env)
     callback = Callback(sync.name, run_id) if later_verdicts else None
     externals = sum(isinstance(p, ExternalPolicy) for p in sync.policies)
     complete = True
@@ -188,16 +196,13 @@ def finish_awaiting(sync: SyncDefinition, state: SyncState, env: JobEnvironment,
     """Finish run ``run_id`` with the verdicts that came on the callback (or a timeout's rejection):
     ``{"tag", "digest", "policy", "verdict", "reason"}`` each. Each awaiting tag is judged again
     with them and promoted or rejected, at the digest it awaited (never the tag again)."""
-    if env.egress is not None:
-        sync.check_egress(env.egress)
-    record = next((SyncRun.from_json(r) for r in state.runs() if r.get("run_id") == run_id), None)
+    env, source, record = _begin(sync, state, env, run_id)
     if record is None:
         raise NotFoundError(f"syncs/{sync.name}: run {run_id} is not recorded")
     given = {(str(v["policy"]), str(v["digest"])): Answer.given(str(v.get("verdict")), v.get("reason"))
              for v in verdicts}
     callback = Callback(sync.name, run_id, given, can_wait=False)
-    env = dataclasses.replace(env, claims=MemoryClaimStore())
-    policies, source = policies_hash(sync.policies), source_endpoint(sync, env)
+    policies = policies_hash(sync.policies)
     with ExitStack() as stack:
         client = registry_client(source, env, stack, 8)
         for i, tag in enumerate(record.tags):
