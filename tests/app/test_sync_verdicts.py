@@ -17,7 +17,7 @@ from runner.client import LocalDurableClient
 from runner.replay import LocalOrchestrationRunner
 from tests.app.test_syncs_api import call, definition
 from tests.harness import content as c
-from tests.services.test_sync_validator import Validator
+from tests.harness.validator import Validator
 
 
 @pytest.fixture

@@ -562,7 +562,7 @@ def test_the_custom_status_of_a_run_awaiting_many_verdicts_stays_under_16_kb(fak
     from ferry.sync.tick import run_sync
     from orchestrations.progress import status
     from tests.harness import content as c
-    from tests.services.test_sync_validator import Validator
+    from tests.harness.validator import Validator
 
     tags = [f"{i:03d}" + "t" * 125 for i in range(60)]
     for i, tag in enumerate(tags):

@@ -4,10 +4,7 @@ the timeout, an answer that is not one) refuse, saying why."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import threading
-import time
 from urllib.parse import urlsplit
 
 import pytest
@@ -20,33 +17,9 @@ from ferry.sync.state import FileSyncState
 from ferry.sync.tick import run_sync
 from ferry.sync.validator import Answer, Callback
 from tests.harness import content as c
-from tests.harness._http import LoopbackServer, QuietHandler
+from tests.harness.validator import Validator
 from tests.helpers import run_ferry
 from tests.netguard import forbid_network
-
-
-class Validator:
-    """Answers with ``answer`` (a callable of the request JSON) after ``delay`` seconds."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict] = []
-        self.answer = lambda request: (200, {"verdict": "approve"})
-        self.delay = 0.0
-        self.lock = threading.Lock()
-        self.server = LoopbackServer(_Handler, self)
-
-
-class _Handler(QuietHandler):
-    def do_POST(self) -> None:
-        owner: Validator = self.server.owner  # type: ignore[attr-defined]
-        request = json.loads(self.read_body())
-        with owner.lock:
-            owner.requests.append(request)
-        time.sleep(owner.delay)
-        status, body = owner.answer(request)
-        with contextlib.suppress(OSError):  # the client may have given up waiting
-            self.reply(status, body if isinstance(body, bytes) else json.dumps(body).encode(),
-                       content_type="application/json")
 
 
 @pytest.fixture
